@@ -18,6 +18,12 @@ from .spec import AgentSpec, DesignerType, GameName
 Phase = Literal["cycle", "final"]
 COMPACT_LIMIT_BYTES = 4096
 
+# Exit codes of `envgen-train`. A Job's podFailurePolicy fails fast on EXIT_INVALID_TASK (retrying cannot help).
+EXIT_OK = 0
+EXIT_RUNTIME_ERROR = 1
+EXIT_INVALID_TASK = 2
+EXIT_CHECKPOINT_ERROR = 3
+
 
 # ---- engine -> trainer -----------------------------------------------------------------------------------
 class WeightedEnv(CamelModel):
