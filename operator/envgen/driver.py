@@ -1,0 +1,72 @@
+"""Drive the engine through a backend: observe, decide, act. Shared by the local runner and the operator.
+
+A backend owns all I/O for one run (a run directory and local processes, or Kubernetes objects); the driver
+only wires the engine's actions to it. Every backend method must be idempotent: the driver may repeat any of
+them after a crash or restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from .contracts import CycleDesign, TrainingMetrics, TrainingTask
+from .designers import Designer, DesignError
+from .engine import Action, DesignEnvs, Finish, LaunchTask, Observed, RecordMetrics, RunSummary, decide, summarize
+from .spec import EnvGenRun
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """Storage and execution for one run."""
+
+    def observe(self) -> Observed:
+        """What exists now: designs, tasks and their metrics, recorded metrics, failures, elapsed time."""
+
+    def save_design(self, design: CycleDesign) -> None:
+        """Persist a cycle's design (the designer's output and its record)."""
+
+    def record_design_failure(self, cycle: int, error: str, design: CycleDesign | None) -> None:
+        """Persist a failed design attempt (counts towards maxFailedTasks)."""
+
+    def launch(self, task: TrainingTask, attempt: int) -> None:
+        """Start a training task; a task that already exists under that name counts as started."""
+
+    def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
+        """Persist a finished task's metrics durably."""
+
+    def finish(self, outcome: Finish, summary: RunSummary) -> None:
+        """Mark the run as ended."""
+
+    def publish(self, summary: RunSummary) -> None:
+        """Show progress (status, terminal, metrics)."""
+
+
+def execute(action: Action, designer: Designer, backend: Backend, summary: RunSummary) -> None:
+    """Carry out one action."""
+    if isinstance(action, DesignEnvs):
+        try:
+            design = designer.design(action.request)
+        except DesignError as exc:
+            log.warning("designing cycle %d failed: %s", action.cycle, exc)
+            backend.record_design_failure(action.cycle, str(exc), exc.design)
+            return
+        backend.save_design(design)
+    elif isinstance(action, LaunchTask):
+        backend.launch(action.task, action.attempt)
+    elif isinstance(action, RecordMetrics):
+        backend.record_metrics(action.name, action.metrics)
+    elif isinstance(action, Finish):
+        backend.finish(action, summary)
+
+
+def step(run: EnvGenRun, designer: Designer, backend: Backend) -> list[Action]:
+    """One observe -> decide -> act round. Returns the actions carried out (empty: wait for tasks)."""
+    observed = backend.observe()
+    actions = decide(run.name, run.spec, observed)
+    summary = summarize(run.spec, observed)
+    for action in actions:
+        execute(action, designer, backend, summary)
+    backend.publish(summarize(run.spec, backend.observe()) if actions else summary)
+    return actions
