@@ -357,3 +357,9 @@ def _progress_message(spec: EnvGenRunSpec, current: int, final_done: bool, count
         return "all cycles and final training done"
     where = "final training" if current > spec.cycles else f"cycle {current}/{spec.cycles}"
     return f"{where}: {counts.active} task(s) running, {counts.succeeded} succeeded, {counts.failed} failed"
+
+
+def feedback_by_cycle(spec: EnvGenRunSpec, observed: Observed) -> dict[int, CycleFeedback]:
+    """Pooled evaluation of every completed cycle (the final phase is cycle ``spec.cycles + 1``)."""
+    view = _View(spec, observed)
+    return {k: view.feedback(k) for k in range(1, spec.cycles + 2) if view.cycle_complete(k)}

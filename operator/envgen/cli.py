@@ -1,0 +1,102 @@
+"""The ``envgen`` command: run locally, validate a run.yaml, serve the embedded LLM, run the operator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .spec import SpecError, load_run
+
+EXIT_INVALID = 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    run = load_run(args.file)
+    from .local.runner import run_local
+
+    root = Path(args.run_dir) if args.run_dir else Path("runs") / run.name
+    return run_local(run, root, quiet=args.quiet)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    run = load_run(args.file)
+    print(f"{args.file}: valid EnvGenRun {run.name!r} ({run.spec.game}, designer {run.spec.designer.type})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .local.backend import LocalBackend
+    from .local.report import summary_table, write_report
+    from .local.rundir import RunDir, read_json
+
+    rundir = RunDir(Path(args.run_dir))
+    run = load_run(rundir.spec)
+    observed = LocalBackend(rundir).observe()
+    files = write_report(run, observed, rundir.report, read_json(rundir.finished))
+    print(summary_table(run, observed))
+    print("report: " + ", ".join(str(f) for f in files))
+    return 0
+
+
+def _llm_serve(args: argparse.Namespace) -> int:
+    from .llm.embedded import serve_forever
+
+    serve_forever(args.port)
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from .k8s.operator import run as run_operator
+
+    run_operator(args.namespace, args.metrics_port, args.liveness_port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="envgen", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run (or resume) an EnvGenRun locally: training as local processes")
+    p.add_argument("file", help="run.yaml")
+    p.add_argument("--run-dir", help="run directory (default: runs/<metadata.name>)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("validate", help="check a run.yaml and exit")
+    p.add_argument("file")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("report", help="rewrite the report of a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_report)
+
+    llm = sub.add_parser("llm", help="the embedded local LLM").add_subparsers(dest="llm_command", required=True)
+    p = llm.add_parser("serve", help="serve SmolLM2-135M through llama.cpp's OpenAI-compatible server")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.set_defaults(func=_llm_serve)
+
+    p = sub.add_parser("operator", help="run the Kubernetes operator")
+    p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
+    p.add_argument("--metrics-port", type=int, default=8080)
+    p.add_argument("--liveness-port", type=int, default=None)
+    p.set_defaults(func=_operator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

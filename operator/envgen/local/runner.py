@@ -1,0 +1,164 @@
+"""``envgen run run.yaml``: drive a whole run on this machine and resume it after any interruption."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..contracts import CycleDesign, DesignRequest
+from ..designers import Designer, make_designer
+from ..driver import step
+from ..engine import summarize
+from ..spec import EnvGenRun, EnvGenRunSpec, SpecError
+from .backend import LocalBackend
+from .progress import Progress
+from .report import summary_table, write_report
+from .rundir import RunDir, read_json, write_atomic, write_json
+
+# Spec fields that may change between an interrupted run and its resumption.
+MUTABLE_FIELDS = {"suspend", "max_failed_tasks", "active_deadline_seconds", "objective"}
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def prepare_run_dir(run: EnvGenRun, root: Path) -> RunDir:
+    """Create the run directory, or check that an existing one belongs to the same run."""
+    rundir = RunDir(root)
+    if rundir.spec.exists():
+        previous = EnvGenRunSpec.model_validate((yaml.safe_load(rundir.spec.read_text()) or {}).get("spec", {}))
+        changed = sorted(
+            field
+            for field in EnvGenRunSpec.model_fields
+            if field not in MUTABLE_FIELDS and getattr(previous, field) != getattr(run.spec, field)
+        )
+        if changed:
+            names = ", ".join(EnvGenRunSpec.model_fields[f].alias or f for f in changed)
+            raise SpecError(
+                f"{root} holds a run started with a different spec (changed: {names}). "
+                "Use another --run-dir, or restore the original values to resume."
+            )
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(rundir.spec, yaml.safe_dump(run.dump(), sort_keys=False))
+    if read_json(rundir.info) is None:
+        write_json(rundir.info, {"name": run.name, "startedAt": time.time()})
+    return rundir
+
+
+def resolve_api_key(run: EnvGenRun) -> str | None:
+    """The API key from the environment variable the spec names (local mode has no Secrets)."""
+    source = run.spec.llm.api_key
+    if source is None:
+        return None
+    if source.secret_key_ref is not None and source.env is None:
+        raise SpecError(
+            "spec.llm.apiKey.secretKeyRef works only in a cluster; locally set spec.llm.apiKey.env "
+            "to the name of an environment variable holding the key"
+        )
+    if source.env is not None:
+        value = os.environ.get(source.env)
+        if not value:
+            raise SpecError(f"spec.llm.apiKey.env names {source.env}, but that environment variable is not set")
+        return value
+    return None
+
+
+class LocalDesigner:
+    """The run's designer, started lazily: the embedded LLM only runs when a design is actually needed."""
+
+    def __init__(self, run: EnvGenRun, rundir: RunDir, progress: Progress) -> None:
+        self.run, self.rundir, self.progress = run, rundir, progress
+        self.name = run.spec.designer.type
+        self._designer: Designer | None = None
+        self._server: Any = None
+
+    def design(self, request: DesignRequest) -> CycleDesign:
+        if self._designer is None:
+            self._designer = self._make()
+        self.progress.note(f"designing cycle {request.cycle} with the {self.name} designer")
+        design = self._designer.design(request)
+        self.progress.note(_design_line(design))
+        return design
+
+    def _make(self) -> Designer:
+        from ..llm.records import DirectoryRecordStore
+
+        spec = self.run.spec
+        base_url = spec.llm.base_url
+        needs_llm = spec.designer.type in ("llm", "fixed")
+        if needs_llm and base_url is None:
+            from ..llm.embedded import EmbeddedLLM
+
+            self.progress.note("starting the embedded LLM (SmolLM2-135M on llama.cpp)")
+            self._server = EmbeddedLLM(pid_dir=self.rundir.root)
+            self._server.start()
+            base_url = self._server.base_url
+        return make_designer(
+            spec,
+            base_url=base_url,
+            api_key=resolve_api_key(self.run),
+            records=DirectoryRecordStore(self.rundir.llm_records),
+        )
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def _design_line(design: CycleDesign) -> str:
+    envs = ", ".join(e.name for e in design.envs) or "the real game only"
+    usage = design.usage
+    llm = f"; LLM {usage.calls} call(s), {usage.prompt_tokens}+{usage.completion_tokens} tokens" if usage.calls else ""
+    flagged = f"; {len(design.findings)} finding(s)" if design.findings else ""
+    return f"cycle {design.cycle} envs: {envs}{llm}{flagged}"
+
+
+def run_local(
+    run: EnvGenRun,
+    root: Path,
+    *,
+    quiet: bool = False,
+    poll_seconds: float = 0.5,
+    trainer_command: list[str] | None = None,
+) -> int:
+    """Run (or resume) a run to its end. Returns the process exit code."""
+    rundir = prepare_run_dir(run, root)
+    backend = LocalBackend(rundir, trainer_command)
+    resumed = backend.discard_interrupted()
+    progress = Progress(run, rundir, quiet=quiet)
+    if resumed:
+        progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
+    designer = LocalDesigner(run, rundir, progress)
+    try:
+        while True:
+            actions = step(run, designer, backend)
+            observed = backend.observe()
+            progress.update(summarize(run.spec, observed), backend.processes)
+            if observed.finished:
+                break
+            if not actions and not backend.processes:
+                if run.spec.suspend:
+                    progress.note("spec.suspend is true: no new tasks; set it to false and re-run to continue")
+                    return EXIT_SUCCEEDED
+                raise RuntimeError("the engine asked for nothing while no task is running")
+            while backend.processes and not backend.poll():
+                progress.update(None, backend.processes)
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        backend.stop_all()
+        progress.close()
+        print(f"\ninterrupted: re-run the same command to resume from {root}")
+        return EXIT_INTERRUPTED
+    finally:
+        designer.close()
+        backend.stop_all()
+        progress.close()
+    outcome = read_json(rundir.finished) or {}
+    files = write_report(run, observed, rundir.report, outcome)
+    print(f"\n{run.name}: {outcome.get('outcome')} ({outcome.get('reason')}) - {outcome.get('message')}\n")
+    print(summary_table(run, observed))
+    print("\nreport: " + ", ".join(str(f) for f in files))
+    return EXIT_SUCCEEDED if outcome.get("outcome") == "Succeeded" else EXIT_FAILED
