@@ -21,7 +21,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtual environment $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+PIP=(pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# pip warns about every unreadable find-links folder of some machines; keep the real messages only.
+pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing torch==$TORCH_VERSION (CPU build kept on this machine, or the registry's)"
     "${PIP[@]}" install "torch==$TORCH_VERSION"
@@ -55,3 +57,6 @@ if [ ! -x "$SERVER_BIN" ]; then
 else
     log "llama-server cached at $SERVER_BIN"
 fi
+
+# ---- helm and kubectl for the chart and kubectl tests ---------------------------------------------------
+bash "$ROOT/scripts/install_k8s_tools.sh"
