@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from . import API_VERSION_FULL
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
 DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "none"]
@@ -199,7 +198,7 @@ class EnvGenRun(CamelModel):
 
     model_config = CamelModel.model_config | {"extra": "forbid"}
 
-    api_version: Literal["envgen.dev/v1alpha1"] = Field(default=API_VERSION_FULL, alias="apiVersion")
+    api_version: Literal["envgen.dev/v1alpha1"] = Field(default="envgen.dev/v1alpha1", alias="apiVersion")
     kind: Literal["EnvGenRun"] = "EnvGenRun"
     metadata: Metadata
     spec: EnvGenRunSpec = Field(default_factory=EnvGenRunSpec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -131,7 +132,9 @@ class LocalBackend:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the runner only; it stops the trainers itself
+            preexec_fn=_die_with_parent,
         )
+        write_atomic(folder / "pid", str(popen.pid))
         self.processes[task.name] = _Process(popen, log)
 
     def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
@@ -186,6 +189,7 @@ class LocalBackend:
         for name in self._task_names():
             folder = self.dir.task(name)
             if name not in self.processes and not (folder / "exit-code").exists():
+                _kill_orphan(folder)
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(name)
         return removed
@@ -196,3 +200,24 @@ def _read_text(path: Path) -> str | None:
         return path.read_text().strip()
     except OSError:
         return None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the runner dies, even from SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _kill_orphan(folder: Path) -> None:
+    """Kill a trainer left running by a killed runner (where the parent-death signal was unavailable)."""
+    pid_text = _read_text(folder / "pid")
+    if not pid_text or not pid_text.isdigit():
+        return
+    pid = int(pid_text)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if str(folder / "task.json").encode() in cmdline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
