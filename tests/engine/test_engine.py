@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import CycleDesign, SkillStat, TrainingMetrics
 from envgen.engine import (

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from envgen.spec import EnvGenRun, SpecError, load_run, parse_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-tqdm.monitor_interval = 0  # no monitor thread: trainers are started with a preexec_fn
-
 from ..engine import RunSummary
 from ..spec import EnvGenRun
 from .rundir import RunDir, read_json
+
+tqdm.monitor_interval = 0  # no monitor thread: trainers are started with a preexec_fn
 
 
 class Progress:
