@@ -1,0 +1,286 @@
+"""Generate the EnvGenRun and EnvGenCycle CRDs from the typed models, so schema and models cannot drift.
+
+``python -m envgen.k8s.crd crds/`` rewrites the committed YAML; a test regenerates it and fails on any change.
+The walk turns pydantic's JSON schema into a structural OpenAPI v3 schema: ``$ref`` resolved, ``Optional``
+as ``nullable``, every string and list bounded, decimal strings as int-or-string with a pattern, defaults
+from the models, and the models' validators (plus immutability) as CEL ``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from ..models import DecimalString
+from ..spec import MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec
+from . import API_GROUP, API_VERSION, CATEGORY, CYCLES_PLURAL, RUNS_PLURAL
+from .cycles import KIND as CYCLE_KIND
+from .cycles import CycleSpec, CycleStatus
+from .status import RunStatus
+
+Schema = dict[str, Any]
+
+DEFAULT_MAX_LENGTH = 1024
+DEFAULT_MAX_ITEMS = 64
+DEFAULT_MAX_PROPERTIES = 64
+DECIMAL_PATTERN = r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
+
+# The models' validators, as CEL rules keyed by the schema path they apply to ("" is the spec itself).
+SPEC_RULES: dict[str, list[Schema]] = {
+    "llm.temperature": [
+        {
+            "rule": "double(string(self)) >= 0.0 && double(string(self)) <= 2.0",
+            "message": 'must be between "0" and "2"',
+        }
+    ],
+    "agent": [
+        {
+            "rule": "(self.numEnvs * self.rolloutSteps) % self.minibatches == 0",
+            "message": "numEnvs*rolloutSteps must be divisible by minibatches",
+        }
+    ],
+}
+# Fields that shape what the run trains; changing them mid-run would mix incompatible cycles.
+IMMUTABLE = ("game", "designer", "envsPerCycle", "seeds", "training", "agent", "checkpoints")
+EXTRA_PATTERNS = {"llm.baseURL": r"^https?://"}
+
+
+def _decimal_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Dotted alias paths of every DecimalString field under a model."""
+    marker = typing.get_args(DecimalString)[1:]
+    paths: set[str] = set()
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        path = f"{prefix}{alias}"
+        if any(m in marker for m in field.metadata):
+            paths.add(path)
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                paths |= _decimal_paths(arg, f"{path}.")
+    return paths
+
+
+class _Walker:
+    """Turns one model's JSON schema into a structural schema."""
+
+    def __init__(
+        self,
+        model: type[BaseModel],
+        *,
+        defaults: Any = None,
+        rules: dict[str, list[Schema]] | None = None,
+        list_maps: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.root = model.model_json_schema(by_alias=True, mode="validation")
+        self.defs: dict[str, Schema] = self.root.get("$defs", {})
+        self.defaults = defaults
+        self.rules = rules or {}
+        self.list_maps = list_maps or {}
+        self.decimals = _decimal_paths(model)
+
+    def walk(self) -> Schema:
+        return self._node(self.root, "", self.defaults)
+
+    def _resolve(self, node: Schema) -> Schema:
+        while "$ref" in node:
+            node = {**self.defs[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        return node
+
+    def _node(self, node: Schema, path: str, default: Any) -> Schema:
+        node = self._resolve(node)
+        nullable = False
+        if "anyOf" in node:
+            options = [o for o in node["anyOf"] if o.get("type") != "null"]
+            nullable = len(options) < len(node["anyOf"])
+            if len(options) != 1:
+                raise ValueError(f"{path}: unions are not structural")
+            rest = {k: v for k, v in node.items() if k not in ("anyOf", "default", "title")}
+            node = {**self._resolve(options[0]), **rest}
+        out = self._typed(node, path, default)
+        if "description" in node:
+            out = {"description": node["description"].strip(), **out}
+        if nullable:
+            out["nullable"] = True
+        if path in self.rules:
+            out["x-kubernetes-validations"] = self.rules[path]
+        return out
+
+    def _typed(self, node: Schema, path: str, default: Any) -> Schema:
+        if path in self.decimals:
+            out: Schema = {"x-kubernetes-int-or-string": True, "pattern": DECIMAL_PATTERN, "maxLength": 32}
+            return self._with_default(out, default)
+        kind = node.get("type")
+        if kind == "object" or "properties" in node:
+            return self._object(node, path, default)
+        if kind == "array":
+            items = self._node(node["items"], f"{path}[]", None)
+            out = {"type": "array", "items": items, "maxItems": node.get("maxItems", DEFAULT_MAX_ITEMS)}
+            if path in self.list_maps:
+                out |= {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": self.list_maps[path]}
+            return self._with_default(out, default)
+        if "const" in node:
+            return self._with_default({"type": "string", "enum": [node["const"]]}, default)
+        out = {"type": kind} if kind else {}
+        if kind is None and "enum" not in node:
+            raise ValueError(f"{path}: no type")
+        if "enum" in node:
+            out = {"type": "string", "enum": list(node["enum"])}
+        if out.get("type") == "string" and "enum" not in out:
+            out["maxLength"] = node.get("maxLength", DEFAULT_MAX_LENGTH)
+            for key in ("minLength", "pattern"):
+                if key in node:
+                    out[key] = node[key]
+            if path in EXTRA_PATTERNS:
+                out["pattern"] = EXTRA_PATTERNS[path]
+        for src, dst in (("minimum", "minimum"), ("maximum", "maximum"), ("format", "format")):
+            if src in node:
+                out[dst] = node[src]
+        return self._with_default(out, default)
+
+    def _object(self, node: Schema, path: str, default: Any) -> Schema:
+        props = node.get("properties")
+        if props is None:
+            extra = node.get("additionalProperties", True)
+            if extra is True or extra == {}:
+                return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            values = self._node(extra, f"{path}{{}}", None)
+            out = {"type": "object", "additionalProperties": values, "maxProperties": DEFAULT_MAX_PROPERTIES}
+            return self._with_default(out, default)
+        sub = default if isinstance(default, dict) else {}
+        prefix = f"{path}." if path else ""
+        out = {
+            "type": "object",
+            "properties": {k: self._node(v, f"{prefix}{k}", sub.get(k)) for k, v in props.items()},
+        }
+        if node.get("required"):
+            out["required"] = list(node["required"])
+        if isinstance(default, dict) and path:
+            out["default"] = {}  # nested defaults fill it in
+        return out
+
+    @staticmethod
+    def _with_default(out: Schema, default: Any) -> Schema:
+        if default is not None:
+            out["default"] = default
+        return out
+
+
+def spec_schema() -> Schema:
+    """The EnvGenRun ``spec`` schema: the model, its validators as CEL, and immutability of run-shaping fields."""
+    defaults = EnvGenRunSpec().model_dump(mode="json", by_alias=True)
+    rules = {
+        **SPEC_RULES,
+        **{f: [{"rule": "self == oldSelf", "message": f"{f} cannot change once a run exists"}] for f in IMMUTABLE},
+    }
+    return _Walker(EnvGenRunSpec, defaults=defaults, rules=rules).walk()
+
+
+def run_crd() -> Schema:
+    """The EnvGenRun CustomResourceDefinition."""
+    succeeded = '.status.conditions[?(@.type=="Succeeded")]'
+    columns = [
+        {"name": "Cycle", "type": "integer", "jsonPath": ".status.currentCycle"},
+        {"name": "Score", "type": "string", "jsonPath": ".status.score"},
+        {"name": "Succeeded", "type": "string", "jsonPath": f"{succeeded}.status"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{succeeded}.reason"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Designer", "type": "string", "jsonPath": ".spec.designer.type", "priority": 1},
+        {"name": "Game", "type": "string", "jsonPath": ".spec.game", "priority": 1},
+    ]
+    name_rule = {
+        "rule": f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+        "message": f"metadata.name must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
+        "(child Jobs are named <run>-c<cycle>-s<seed>-r<attempt>)",
+    }
+    schema = {
+        "type": "object",
+        "description": "An EnvGen run: an LLM designs training environments for an RL agent, cycle by cycle.",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {**spec_schema(), "default": {}},
+            "status": _Walker(RunStatus, list_maps={"conditions": ["type"], "skills": ["name"]}).walk(),
+        },
+        "x-kubernetes-validations": [name_rule],
+    }
+    return _crd("EnvGenRun", RUNS_PLURAL, ["egr"], schema, columns)
+
+
+def cycle_crd() -> Schema:
+    """The EnvGenCycle CustomResourceDefinition (children of a run, one per cycle and one for the final phase)."""
+    columns = [
+        {"name": "Run", "type": "string", "jsonPath": ".spec.run"},
+        {"name": "Cycle", "type": "integer", "jsonPath": ".spec.cycle"},
+        {"name": "Phase", "type": "string", "jsonPath": ".spec.phase"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    schema = {
+        "type": "object",
+        "description": "One cycle of an EnvGenRun: its design, LLM exchange and per-task metrics.",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": _Walker(CycleSpec).walk(),
+            "status": _Walker(CycleStatus, list_maps={"tasks": ["name"]}).walk(),
+        },
+    }
+    return _crd(CYCLE_KIND, CYCLES_PLURAL, ["egc"], schema, columns)
+
+
+def _crd(kind: str, plural: str, short: list[str], schema: Schema, columns: list[Schema]) -> Schema:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{API_GROUP}"},
+        "spec": {
+            "group": API_GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short,
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                }
+            ],
+        },
+    }
+
+
+def crd_files() -> dict[str, str]:
+    """File name -> YAML text of every CRD, as committed in ``crds/``."""
+    header = "# Generated by `python -m envgen.k8s.crd crds/` from the typed models. Do not edit.\n"
+    return {
+        f"{crd['metadata']['name']}.yaml": header + yaml.safe_dump(crd, sort_keys=False, width=120)
+        for crd in (run_crd(), cycle_crd())
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the CRDs into the directory given as the only argument."""
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else "crds")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in crd_files().items():
+        (out / name).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The EnvGenRun status: typed models (the CRD's status schema is generated from them) and its computation.
+
+Status is bounded: counts, the latest per-skill success, one score per cycle and the conditions. The full
+per-cycle history (configs, LLM exchange, metrics) lives in EnvGenCycle objects. Numbers that are not counts are
+decimal strings, as Kubernetes API conventions ask.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ..engine import Finish, RunSummary
+from ..models import CamelModel
+from ..spec import EnvGenRunSpec
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+Reason = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
+Timestamp = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+Decimal = Annotated[str, Field(max_length=32)]
+Count = Annotated[int, Field(ge=0)]
+
+RUNNING, SUCCEEDED, FAILED, SUSPENDED, LLM_AVAILABLE = "Running", "Succeeded", "Failed", "Suspended", "LLMAvailable"
+INVALID_SPEC = "InvalidSpec"
+MAX_MESSAGE = 1024
+
+
+class Condition(CamelModel):
+    """A ``metav1.Condition``."""
+
+    type: Annotated[str, Field(min_length=1, max_length=316)]
+    status: ConditionStatus
+    observed_generation: Count | None = None
+    last_transition_time: Timestamp
+    reason: Reason
+    message: Annotated[str, Field(max_length=32768)] = ""
+
+
+class SkillSuccess(CamelModel):
+    """Latest success rate of one skill, in percent over evaluation runs (and seeds)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    mean: Decimal
+    std: Decimal = "0"
+
+
+class CycleScoreStatus(CamelModel):
+    """Score (percent) of one cycle's evaluation; ``phase: final`` for the final training."""
+
+    cycle: Count
+    phase: Literal["cycle", "final"] = "cycle"
+    score: Decimal | None = None
+
+
+class JobCounts(CamelModel):
+    """Training Jobs by state (a succeeded Job without metrics counts as failed)."""
+
+    active: Count = 0
+    succeeded: Count = 0
+    failed: Count = 0
+
+
+class LLMStatus(CamelModel):
+    """LLM accounting over the whole run."""
+
+    calls: Count = 0
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+
+
+class RunStatus(CamelModel):
+    """What the operator reports about an EnvGenRun."""
+
+    observed_generation: Count | None = None
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(default_factory=list)
+    start_time: Timestamp | None = None
+    completion_time: Timestamp | None = None
+    current_cycle: Count | None = None
+    total_cycles: Count | None = None
+    cycles_completed: Count = 0
+    jobs: JobCounts = Field(default_factory=JobCounts)
+    design_failures: Count = 0
+    score: Decimal | None = None  # the latest cycle's (or the final phase's) score
+    best_cycle: Count | None = None
+    best_score: Decimal | None = None
+    final_score: Decimal | None = None
+    scores: Annotated[list[CycleScoreStatus], Field(max_length=64)] = Field(default_factory=list)
+    skills: Annotated[list[SkillSuccess], Field(max_length=64)] = Field(default_factory=list)
+    llm: LLMStatus = Field(default_factory=LLMStatus)
+    checkpoint_claim: Annotated[str, Field(max_length=253)] | None = None
+    message: Annotated[str, Field(max_length=MAX_MESSAGE)] = ""
+
+
+def now() -> str:
+    """The current time as a Kubernetes timestamp."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decimal(value: float | None) -> str | None:
+    """A float as a decimal string with two places (None stays None)."""
+    return None if value is None else f"{value:.2f}"
+
+
+def set_condition(
+    conditions: list[Condition], type_: str, status: ConditionStatus, reason: str, message: str, generation: int
+) -> list[Condition]:
+    """Conditions with one of them set; ``lastTransitionTime`` changes only when the status flips."""
+    old = next((c for c in conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else now()
+    new = Condition(
+        type=type_,
+        status=status,
+        observed_generation=generation,
+        last_transition_time=since,
+        reason=reason,
+        message=message[:MAX_MESSAGE],
+    )
+    return [new if c.type == type_ else c for c in conditions] if old else [*conditions, new]
+
+
+def condition(conditions: list[Condition], type_: str) -> Condition | None:
+    """The condition of a type, if set."""
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def progress_status(
+    old: RunStatus, spec: EnvGenRunSpec, summary: RunSummary, generation: int, claim: str
+) -> RunStatus:
+    """The status of a run in progress (or already ended: terminal conditions are kept)."""
+    scores = [CycleScoreStatus(cycle=s.cycle, phase=s.phase, score=decimal(s.score)) for s in summary.scores]
+    status = old.model_copy(
+        update={
+            "observed_generation": generation,
+            "start_time": old.start_time or now(),
+            "current_cycle": summary.current_cycle,
+            "total_cycles": summary.total_cycles,
+            "cycles_completed": summary.cycles_completed,
+            "jobs": JobCounts(**summary.tasks.model_dump()),
+            "design_failures": summary.design_failures,
+            "score": scores[-1].score if scores else None,
+            "best_cycle": summary.best_cycle,
+            "best_score": decimal(summary.best_score),
+            "final_score": decimal(summary.final_score),
+            "scores": scores[-64:],
+            "skills": [
+                SkillSuccess(name=k, mean=f"{v.mean:.2f}", std=f"{v.std:.2f}")
+                for k, v in sorted(summary.latest_success.items())
+            ][:64],
+            "llm": LLMStatus(
+                calls=summary.llm_usage.calls,
+                prompt_tokens=summary.llm_usage.prompt_tokens,
+                completion_tokens=summary.llm_usage.completion_tokens,
+            ),
+            "checkpoint_claim": claim,
+            "message": summary.message[:MAX_MESSAGE],
+        }
+    )
+    if ended(status) is not None:
+        return status
+    conditions = status.conditions
+    if spec.suspend:
+        conditions = set_condition(conditions, RUNNING, "False", "Suspended", "suspended: no new Jobs", generation)
+        conditions = set_condition(conditions, SUSPENDED, "True", "Suspended", "spec.suspend is true", generation)
+    else:
+        reason = "FinalTraining" if summary.current_cycle > summary.total_cycles else "CycleInProgress"
+        conditions = set_condition(conditions, RUNNING, "True", reason, summary.message, generation)
+        if condition(conditions, SUSPENDED) is not None:
+            conditions = set_condition(conditions, SUSPENDED, "False", "Resumed", "spec.suspend is false", generation)
+    conditions = set_condition(conditions, SUCCEEDED, "Unknown", "InProgress", "the run is in progress", generation)
+    conditions = set_condition(conditions, FAILED, "False", "InProgress", "the run is in progress", generation)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def finished_status(old: RunStatus, outcome: Finish, generation: int) -> RunStatus:
+    """The status of a run that just ended: terminal conditions and the completion time."""
+    conditions = set_condition(old.conditions, RUNNING, "False", outcome.reason, outcome.message, generation)
+    succeeded = "True" if outcome.outcome == "Succeeded" else "False"
+    failed = "True" if outcome.outcome == "Failed" else "False"
+    conditions = set_condition(conditions, SUCCEEDED, succeeded, outcome.reason, outcome.message, generation)
+    conditions = set_condition(conditions, FAILED, failed, outcome.reason, outcome.message, generation)
+    if condition(conditions, SUSPENDED) is not None:
+        conditions = set_condition(conditions, SUSPENDED, "False", outcome.reason, "the run ended", generation)
+    return old.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": conditions,
+            "start_time": old.start_time or now(),
+            "completion_time": old.completion_time or now(),
+            "message": outcome.message[:MAX_MESSAGE],
+        }
+    )
+
+
+def ended(status: RunStatus) -> Literal["Succeeded", "Failed"] | None:
+    """The run's outcome if it ended; a run that failed only for an invalid spec may be retried once fixed."""
+    done = condition(status.conditions, SUCCEEDED)
+    if done is not None and done.status == "True":
+        return "Succeeded"
+    failed = condition(status.conditions, FAILED)
+    if failed is not None and failed.status == "True" and failed.reason != INVALID_SPEC:
+        return "Failed"
+    return None
