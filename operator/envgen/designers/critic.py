@@ -1,0 +1,89 @@
+"""The design critic: findings that make a schema-valid set of environments weak as a curriculum.
+
+* ``duplicate-envs``: two environments with the same config.
+* ``everything-given-away``: most environments hand out the end of the tech tree (Crafter: an iron pickaxe, an
+  iron sword or diamonds; Heist: a 5x5 maze without keys), so nothing is left to learn.
+* ``purpose-names-no-skill``: a purpose that names none of the game's skills.
+* ``unchanged-after-feedback``: an environment copied unchanged from the previous cycle.
+* the per-env ``check()`` warnings (biome/resource contradictions such as coal in grassland).
+
+All are warnings: the LLM designer asks for one repair with these reasons and records them either way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..achievements import ACHIEVEMENTS
+from ..contracts import DesignRequest
+from ..envconfig import CrafterEnvConfig, DesignedEnv, Finding, HeistEnvConfig
+from .base import env_findings
+
+CRAFTER_SKILL_WORDS = (
+    *ACHIEVEMENTS,
+    *sorted({w for a in ACHIEVEMENTS for w in a.split("_")[1:] if len(w) > 2}),
+    "wake",
+    "water",
+    "tree",
+    "sleep",
+    "mine",
+    "mining",
+    "craft",
+)
+HEIST_SKILL_WORDS = ("heist", "gem", "key", "lock", "door", "maze", "navigat", "steal", "explor")
+
+
+def _word_re(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")", re.I)
+
+
+_SKILL_RE = {"crafter": _word_re(CRAFTER_SKILL_WORDS), "heist": _word_re(HEIST_SKILL_WORDS)}
+
+
+def gives_away(env: DesignedEnv) -> bool:
+    """True when the env hands out what the agent should learn to get."""
+    cfg = env.config
+    if isinstance(cfg, CrafterEnvConfig):
+        inv = cfg.inventory_settings
+        return bool(inv.iron_pickaxe or inv.iron_sword or inv.diamond)
+    assert isinstance(cfg, HeistEnvConfig)
+    return cfg.maze_size == 5 and not cfg.num_keys
+
+
+def names_a_skill(env: DesignedEnv) -> bool:
+    """True when the purpose names at least one of the game's skills."""
+    return bool(_SKILL_RE[env.config.game].search(env.purpose))
+
+
+def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
+    """Every weakness of a design (warnings only); an empty list means no complaints."""
+    found: list[Finding] = []
+
+    def add(code: str, message: str) -> None:
+        found.append(Finding(code=code, severity="warning", message=message))
+
+    for i, env in enumerate(envs):
+        for other in envs[:i]:
+            if other.config == env.config:
+                add("duplicate-envs", f"{env.name}: same settings as {other.name}")
+                break
+    given = [e.name for e in envs if gives_away(e)]
+    if envs and 2 * len(given) > len(envs):
+        what = "iron tools or diamonds" if request.game == "crafter" else "a 5x5 maze without keys"
+        add(
+            "everything-given-away",
+            f"{len(given)} of {len(envs)} environments hand out {what} ({', '.join(given)}): nothing is left to learn",
+        )
+    for env in envs:
+        if not names_a_skill(env):
+            add("purpose-names-no-skill", f"{env.name}: the purpose {env.purpose!r} names no skill of the game")
+    if request.history:
+        previous = request.history[-1].design.envs
+        for env in envs:
+            same = next((p for p in previous if p.config == env.config), None)
+            if same is not None:
+                add(
+                    "unchanged-after-feedback",
+                    f"{env.name}: copied unchanged from the previous cycle's {same.name} despite the feedback",
+                )
+    return found + [f for f in env_findings(envs) if f.severity == "warning"]

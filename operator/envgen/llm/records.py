@@ -1,0 +1,79 @@
+"""Record/replay of LLM answers, content-addressed by the canonical request.
+
+The key is the sha256 of the request as the model sees it (model, messages, response_format, temperature,
+max_tokens). The endpoint URL and the API key are not part of it, and no record ever holds a credential.
+A re-run with the same store replays answers instead of calling the endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+KEY_FIELDS = ("model", "messages", "response_format", "temperature", "max_tokens")
+
+
+def canonical_request(request: dict[str, Any]) -> dict[str, Any]:
+    """The part of a chat request that decides the answer."""
+    return {k: request.get(k) for k in KEY_FIELDS}
+
+
+def request_key(request: dict[str, Any]) -> str:
+    """sha256 of the canonical request (sorted keys, compact separators)."""
+    text = json.dumps(canonical_request(request), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RecordStore(Protocol):
+    """Where recorded answers live."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, record: dict[str, Any]) -> None: ...
+
+
+class MemoryRecordStore:
+    """Records kept in a dict (tests, one process)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self.records[key] = json.loads(json.dumps(record))
+
+
+class DirectoryRecordStore:
+    """One ``<key>.json`` file per record, written atomically (temp file + rename)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _file(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a record key: {key!r}")
+        return self.path / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(self._file(key).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{key[:12]}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh, indent=1, sort_keys=True, ensure_ascii=False)
+            os.replace(tmp, self._file(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
