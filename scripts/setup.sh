@@ -59,4 +59,4 @@ else
 fi
 
 # ---- helm and kubectl for the chart and kubectl tests ---------------------------------------------------
-bash "$ROOT/scripts/install_k8s_tools.sh"
+bash "$ROOT/scripts/install_k8s_tools.sh" >&2
