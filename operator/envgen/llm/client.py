@@ -204,10 +204,16 @@ class LLMClient:
                         self.records.put(key, {"request": canonical_request(request), "rejected": rejected})
                     self._step_down(log, rung, f"HTTP {exc.status_code}")
                     continue
-                raise LLMError(f"{self.settings.base_url}: {_describe(exc)}") from None
+                retried = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+                raise LLMError(self._failure(exc, retried)) from None
             except openai.APIError as exc:
-                tries = self.settings.max_retries + 1
-                raise LLMError(f"{self.settings.base_url}: no answer after {tries} tries: {_describe(exc)}") from None
+                raise LLMError(self._failure(exc, retried=True)) from None
+            except ValueError as exc:  # a 200 whose body is not JSON
+                raise LLMError(f"{self.settings.base_url}: malformed response body ({exc})") from None
+
+    def _failure(self, exc: openai.APIError, retried: bool) -> str:
+        tries = f"no answer after {self.settings.max_retries + 1} tries: " if retried else ""
+        return f"{self.settings.base_url}: {tries}{_describe(exc)}"
 
     def _step_down(self, log: CallLog, rung: Rung, why: str) -> None:
         self._rung += 1
