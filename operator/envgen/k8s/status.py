@@ -157,8 +157,8 @@ def progress_status(
             "message": summary.message[:MAX_MESSAGE],
         }
     )
-    if ended(status) is not None:
-        return status
+    if ended(old) is not None:
+        return status.model_copy(update={"message": old.message})
     conditions = status.conditions
     if spec.suspend:
         conditions = set_condition(conditions, RUNNING, "False", "Suspended", "suspended: no new Jobs", generation)

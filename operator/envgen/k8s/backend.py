@@ -1,0 +1,316 @@
+"""``KubernetesBackend``: the driver's Backend for one EnvGenRun, over the Kubernetes API.
+
+What exists is read from the API on every call (level-based): designs and task records from the run's
+EnvGenCycle children, running and finished tasks from its Jobs and their Pods' termination messages, design
+failures and start time from the run's status. Writes are idempotent: deterministic names, and an existing
+name on create counts as success. Status changes post Kubernetes Events.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from dataclasses import replace
+from typing import Any
+
+from ..contracts import CycleDesign, Phase, TrainingMetrics, TrainingTask
+from ..engine import METRICS_UNAVAILABLE, Finish, Observed, ObservedTask, RunSummary
+from ..spec import EnvGenRun
+from . import CYCLES_PLURAL, LABEL_ATTEMPT, LABEL_CYCLE, LABEL_PHASE, LABEL_RUN, LABEL_SEED, LABEL_TASK, RUNS_PLURAL
+from . import metrics as prom
+from .cycles import CycleSpec, CycleStatus, TaskRecord, cycle_object, cycle_object_name, parse_metrics
+from .designing import RunDesigner
+from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_reference
+from .kube import Kube, RunGone
+from .status import (
+    LLM_AVAILABLE,
+    SUCCEEDED,
+    RunStatus,
+    condition,
+    decimal,
+    ended,
+    finished_status,
+    now,
+    progress_status,
+    set_condition,
+)
+
+log = logging.getLogger(__name__)
+
+
+def read_status(body: dict[str, Any]) -> RunStatus:
+    """The run's status as a model; fields the operator does not own are ignored."""
+    raw = body.get("status") or {}
+    known = {f.alias or n for n, f in RunStatus.model_fields.items()}
+    try:
+        return RunStatus.model_validate({k: v for k, v in raw.items() if k in known})
+    except ValueError:
+        log.warning("unreadable status on %s; starting from an empty one", body["metadata"]["name"])
+        return RunStatus()
+
+
+class KubernetesBackend:
+    """Storage and execution of one run: Jobs, EnvGenCycles, the checkpoint claim, status and Events."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        body: dict[str, Any],
+        run: EnvGenRun,
+        designer: RunDesigner,
+        cancelled: threading.Event | None = None,
+    ) -> None:
+        self.kube = kube
+        self.body = body
+        self.run = run
+        self.designer = designer
+        self.cancelled = cancelled or threading.Event()
+        self.status = read_status(body)
+        self.generation = int(body["metadata"].get("generation") or 1)
+        self.owner = owner_reference(body)
+        self.labels = {LABEL_RUN: run.name}
+        self._tasks: dict[str, ObservedTask] = {}
+        self._cycle_started: dict[int, str] = {}
+        self._claim_ready = False
+
+    # ---- observe ----
+    def observe(self) -> Observed:
+        cycles = self.kube.list_custom(CYCLES_PLURAL, self.labels)
+        designs: dict[int, CycleDesign] = {}
+        records: dict[str, tuple[CycleSpec, TaskRecord]] = {}
+        for obj in cycles:
+            spec = CycleSpec.model_validate(obj["spec"])
+            if spec.phase == "cycle":
+                self._cycle_started[spec.cycle] = obj["metadata"].get("creationTimestamp") or now()
+                if spec.design is not None:
+                    designs[spec.cycle] = CycleDesign.model_validate(spec.design)
+            for record in CycleStatus.model_validate(obj.get("status") or {}).tasks:
+                records[record.name] = (spec, record)
+        pods = self._pods_by_task()
+        tasks = {name: _recorded_task(spec, record) for name, (spec, record) in records.items()}
+        for job in self.kube.list_jobs(self.labels):
+            name = job["metadata"]["name"]
+            if name not in tasks:
+                tasks[name] = self._job_task(job, pods.get(name, []))
+        self._tasks = tasks
+        return Observed(
+            designs=designs,
+            tasks=tuple(tasks.values()),
+            recorded=frozenset(n for n, (_, r) in records.items() if r.state == "succeeded"),
+            design_failures=self.status.design_failures,
+            elapsed_seconds=_elapsed(self.status.start_time),
+            finished=ended(self.status),
+        )
+
+    def _pods_by_task(self) -> dict[str, list[dict[str, Any]]]:
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in self.kube.list_pods(self.labels):
+            task = (pod["metadata"].get("labels") or {}).get(LABEL_TASK)
+            if task:
+                pods.setdefault(task, []).append(pod)
+        return pods
+
+    def _job_task(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> ObservedTask:
+        """A Job as a task; a finished Job that failed (or has no usable metrics) is recorded at once."""
+        labels = job["metadata"].get("labels") or {}
+        phase: Phase = "final" if labels.get(LABEL_PHASE) == "final" else "cycle"
+        task = ObservedTask(
+            name=job["metadata"]["name"],
+            phase=phase,
+            cycle=int(labels.get(LABEL_CYCLE, "0")),
+            seed=int(labels.get(LABEL_SEED, "0")),
+            attempt=int(labels.get(LABEL_ATTEMPT, "1")),
+            state="running",
+        )
+        conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []}
+        complete, failed = conditions.get("Complete"), conditions.get("Failed")
+        if complete is not None and complete.get("status") == "True":
+            metrics = parse_metrics(_termination_message(pods, "Succeeded"))
+            if metrics is not None and metrics.error is None:
+                return replace(task, state="succeeded", metrics=metrics)
+            reason = METRICS_UNAVAILABLE if metrics is None else "TrainerError"
+            message = "the Job succeeded but its metrics are unreadable" if metrics is None else str(metrics.error)
+            return self._record_failure(task, reason, message, metrics)
+        if failed is not None and failed.get("status") == "True":
+            metrics = parse_metrics(_termination_message(pods, "Failed"))
+            message = failed.get("message") or ""
+            if metrics is not None and metrics.error:
+                message = f"{message}: {metrics.error}" if message else metrics.error
+            return self._record_failure(task, failed.get("reason") or "JobFailed", message, metrics)
+        return task
+
+    def _record_failure(
+        self, task: ObservedTask, reason: str, message: str, metrics: TrainingMetrics | None
+    ) -> ObservedTask:
+        record = TaskRecord(
+            name=task.name,
+            seed=task.seed,
+            attempt=task.attempt,
+            state="failed",
+            reason=reason[:128],
+            message=message[:1024],
+            metrics=metrics.compact() if metrics else None,
+            finished_at=now(),
+        )
+        if self._append_record(task.phase, task.cycle, record):
+            prom.JOBS_FAILED.labels(self.kube.ns, reason).inc()
+            self.kube.event(self.body, "Warning", "TrainingJobFailed", f"{task.name}: {reason}: {message}")
+        return replace(task, state="failed", metrics=metrics, reason=reason)
+
+    # ---- act ----
+    def save_design(self, design: CycleDesign) -> None:
+        self._check_cancelled()
+        body = cycle_object(self.run.name, "cycle", design.cycle, design, self.owner)
+        if self.kube.create_custom(CYCLES_PLURAL, body):
+            names = ", ".join(e.name for e in design.envs) or "no designed envs"
+            self.kube.event(self.body, "Normal", "CycleDesigned", f"cycle {design.cycle}: {names}")
+
+    def record_design_failure(self, cycle: int, error: str, design: CycleDesign | None) -> None:
+        self.status = self.status.model_copy(update={"design_failures": self.status.design_failures + 1})
+        self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"designFailures": self.status.design_failures})
+        self.kube.event(self.body, "Warning", "DesignFailed", f"cycle {cycle}: {error}")
+
+    def launch(self, task: TrainingTask, attempt: int) -> None:
+        self._check_cancelled()
+        self._ensure_claim()
+        if self.kube.create_job(job_manifest(self.run, task, attempt, self.owner)):
+            prom.JOBS_CREATED.labels(self.kube.ns).inc()
+            self.kube.event(self.body, "Normal", "TrainingJobCreated", f"{task.name} (attempt {attempt})")
+
+    def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
+        task = self._tasks[name]
+        record = TaskRecord(
+            name=name,
+            seed=task.seed,
+            attempt=task.attempt,
+            state="succeeded",
+            score=decimal(metrics.score),
+            metrics=metrics.compact(),
+            finished_at=now(),
+        )
+        if self._append_record(task.phase, task.cycle, record):
+            self.kube.event(self.body, "Normal", "TrainingJobSucceeded", f"{name}: score {record.score or 'n/a'}")
+
+    def finish(self, outcome: Finish, summary: RunSummary) -> None:
+        old = self.status
+        progress = progress_status(old, self.run.spec, summary, self.generation, claim_name(self.run))
+        new = finished_status(progress, outcome, self.generation)
+        self._write(old, new)
+        for task in self._tasks.values():
+            if task.state == "running":
+                self.kube.delete_job(task.name)
+
+    def publish(self, summary: RunSummary) -> None:
+        old = self.status
+        new = progress_status(old, self.run.spec, summary, self.generation, claim_name(self.run))
+        if self.designer.uses_llm and ended(new) is None:
+            out = self.designer.outcome
+            if out is not None:
+                status = "True" if out.available else "False"
+                conds = set_condition(new.conditions, LLM_AVAILABLE, status, out.reason, out.message, self.generation)
+            elif condition(new.conditions, LLM_AVAILABLE) is None:
+                conds = set_condition(
+                    new.conditions, LLM_AVAILABLE, "Unknown", "NotCalledYet", "no design requested yet", self.generation
+                )
+            else:
+                conds = new.conditions
+            new = new.model_copy(update={"conditions": conds})
+        for k in range(old.cycles_completed + 1, new.cycles_completed + 1):
+            prom.CYCLES_COMPLETED.labels(self.kube.ns).inc()
+            if k in self._cycle_started:
+                prom.CYCLE_DURATION.labels(self.kube.ns).observe(_elapsed(self._cycle_started[k]) or 0.0)
+        self._write(old, new)
+
+    # ---- helpers ----
+    def _write(self, old: RunStatus, new: RunStatus) -> None:
+        if new.dump() != old.dump():
+            self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, new.model_dump(mode="json", by_alias=True))
+            self.status = new
+            self._announce(old, new)
+        prom.RUNS.update(self.kube.ns, self.run.name, snapshot(self.run, new))
+
+    def _announce(self, old: RunStatus, new: RunStatus) -> None:
+        """An Event for every condition that changed status (or appeared as True)."""
+        for cond in new.conditions:
+            before = condition(old.conditions, cond.type)
+            if (before is None and cond.status == "True") or (before is not None and before.status != cond.status):
+                warning = (cond.type == "Failed" and cond.status == "True") or (
+                    cond.type in (SUCCEEDED, LLM_AVAILABLE) and cond.status == "False"
+                )
+                self.kube.event(
+                    self.body,
+                    "Warning" if warning else "Normal",
+                    cond.reason,
+                    f"{cond.type}={cond.status}: {cond.message}",
+                )
+
+    def _append_record(self, phase: Phase, cycle: int, record: TaskRecord) -> bool:
+        """Add a task record to its EnvGenCycle (created if missing); False when it was already there."""
+        self._check_cancelled()
+        name = cycle_object_name(self.run.name, phase, cycle)
+        obj = self.kube.get_custom(CYCLES_PLURAL, name)
+        if obj is None:
+            self.kube.create_custom(CYCLES_PLURAL, cycle_object(self.run.name, phase, cycle, None, self.owner))
+            obj = self.kube.get_custom(CYCLES_PLURAL, name) or {}
+        status = CycleStatus.model_validate(obj.get("status") or {})
+        if any(r.name == record.name for r in status.tasks):
+            return False
+        tasks = [*status.tasks, record][-256:]
+        self.kube.patch_custom_status(CYCLES_PLURAL, name, {"tasks": [t.dump() for t in tasks]})
+        return True
+
+    def _ensure_claim(self) -> None:
+        if self._claim_ready or self.run.spec.checkpoints.claim_name:
+            return
+        if self.kube.create_claim(claim_manifest(self.run, self.owner)):
+            self.kube.event(self.body, "Normal", "CheckpointClaimCreated", claim_name(self.run))
+        self._claim_ready = True
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise RunGone(self.run.name)
+
+
+def snapshot(run: EnvGenRun, status: RunStatus) -> prom.RunSnapshot:
+    """The per-run gauges of a status."""
+    return prom.RunSnapshot(
+        game=run.spec.game,
+        designer=run.spec.designer.type,
+        conditions={c.type: c.status for c in status.conditions},
+        current_cycle=status.current_cycle,
+        score=float(status.score) if status.score is not None else None,
+        skills={s.name: float(s.mean) / 100.0 for s in status.skills},
+    )
+
+
+def _recorded_task(spec: CycleSpec, record: TaskRecord) -> ObservedTask:
+    return ObservedTask(
+        name=record.name,
+        phase=spec.phase,
+        cycle=spec.cycle,
+        seed=record.seed,
+        attempt=record.attempt,
+        state=record.state,
+        metrics=record.parsed_metrics(),
+        reason=record.reason,
+    )
+
+
+def _termination_message(pods: list[dict[str, Any]], phase: str) -> str | None:
+    """The trainer container's termination message from the newest Pod in a phase."""
+    candidates = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
+    candidates.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    for pod in reversed(candidates):
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated") or {}
+            if cs.get("name") == CONTAINER and terminated.get("message"):
+                return str(terminated["message"])
+    return None
+
+
+def _elapsed(since: str | None) -> float | None:
+    if not since:
+        return None
+    start = datetime.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    return (datetime.datetime.now(datetime.UTC) - start).total_seconds()

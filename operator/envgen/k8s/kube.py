@@ -1,0 +1,171 @@
+"""Small, typed helpers over the official Kubernetes client: idempotent create, tolerant delete, label lists.
+
+List calls filter by label on the client as well, so a server that ignores selectors cannot leak other runs'
+objects into a run's view.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from . import API_GROUP, API_VERSION, MANAGER
+from .status import now
+
+log = logging.getLogger(__name__)
+
+MERGE = "application/merge-patch+json"
+
+
+class TransientError(Exception):
+    """The API or a dependency failed in a way that retrying later can fix."""
+
+
+class RunGone(Exception):
+    """The run was deleted (or is being deleted) while it was being reconciled."""
+
+
+def transient(exc: Exception) -> bool:
+    """Whether an API failure is worth a retry (server errors, throttling, conflicts, network)."""
+    if isinstance(exc, ApiException):
+        return exc.status in (0, 409, 429) or (exc.status or 0) >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+
+
+class Kube:
+    """The API calls the operator makes, in one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    # ---- custom objects ----
+    def get_custom(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_custom(self, plural: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        items = self.custom.list_namespaced_custom_object(
+            API_GROUP, API_VERSION, self.ns, plural, label_selector=selector
+        )["items"]
+        return [i for i in items if _matches(i.get("metadata", {}).get("labels"), labels)]
+
+    def create_custom(self, plural: str, body: dict[str, Any]) -> bool:
+        """Create; False when the name already exists."""
+        return self._created(
+            lambda: self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, body)
+        )
+
+    def patch_custom_status(self, plural: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; RunGone when the object no longer exists."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, API_VERSION, self.ns, plural, name, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise RunGone(name) from None
+            raise
+
+    def delete_custom(self, plural: str, name: str) -> None:
+        self._deleted(lambda: self.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, name))
+
+    # ---- built-in objects ----
+    def list_jobs(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._list(self.batch.list_namespaced_job, labels)
+
+    def list_pods(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._list(self.core.list_namespaced_pod, labels)
+
+    def create_job(self, body: dict[str, Any]) -> bool:
+        return self._created(lambda: self.batch.create_namespaced_job(self.ns, body))
+
+    def delete_job(self, name: str) -> None:
+        self._deleted(lambda: self.batch.delete_namespaced_job(name, self.ns, propagation_policy="Background"))
+
+    def create_claim(self, body: dict[str, Any]) -> bool:
+        return self._created(lambda: self.core.create_namespaced_persistent_volume_claim(self.ns, body))
+
+    def delete_claim(self, name: str) -> None:
+        self._deleted(lambda: self.core.delete_namespaced_persistent_volume_claim(name, self.ns))
+
+    def secret_value(self, name: str, key: str) -> str | None:
+        """A Secret's key, decoded; None when the Secret or key is missing."""
+        try:
+            secret = self.core.read_namespaced_secret(name, self.ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return base64.b64decode(raw).decode() if raw is not None else None
+
+    def event(self, involved: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about an object; failures are logged, never raised."""
+        md = involved["metadata"]
+        stamp = now()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:12]}", "namespace": self.ns},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": md["name"],
+                "namespace": self.ns,
+                "uid": md.get("uid"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": MANAGER},
+            "reportingComponent": MANAGER,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(self.ns, body)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            log.warning("could not post event %s on %s: %s", reason, md["name"], exc)
+
+    # ---- plumbing ----
+    def _list(self, list_fn: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        result = self.core.api_client.sanitize_for_serialization(list_fn(self.ns, label_selector=selector))
+        return [i for i in result.get("items") or [] if _matches(i.get("metadata", {}).get("labels"), labels)]
+
+    @staticmethod
+    def _created(create: Any) -> bool:
+        try:
+            create()
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _deleted(delete: Any) -> None:
+        try:
+            delete()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _matches(have: dict[str, str] | None, want: dict[str, str]) -> bool:
+    return all((have or {}).get(k) == v for k, v in want.items())

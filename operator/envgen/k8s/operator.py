@@ -1,0 +1,109 @@
+"""The Kopf operator: thin, level-based handlers over ``reconcile``, its settings, and the entry point.
+
+One timer per EnvGenRun recomputes everything from the API each tick; the blocking work (API calls, the
+LLM) runs in a worker thread, never on the event loop. Transient failures become ``TemporaryError`` retries
+with a delay; an invalid spec is a permanent ``Failed`` condition with reason ``InvalidSpec``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from . import API_GROUP, API_VERSION, FINALIZER, RUNS_PLURAL
+from . import metrics as prom
+from .kube import RunGone, transient
+from .reconcile import Guards, cleanup, reconcile
+
+INTERVAL_ENV = "ENVGEN_RECONCILE_INTERVAL_SECONDS"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """How the operator talks to the API and how often it reconciles."""
+
+    api: client.ApiClient
+    interval_seconds: float = 10.0
+    retry_delay_seconds: float = 30.0
+    watch_server_timeout_seconds: int = 300
+    guards: Guards = field(default_factory=Guards)
+
+
+def make_settings(cfg: OperatorConfig) -> kopf.OperatorSettings:
+    """Kopf settings: our own annotation prefix and finalizer, explicit watch and request timeouts."""
+    settings = kopf.OperatorSettings()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP)
+    settings.persistence.finalizer = FINALIZER
+    settings.watching.server_timeout = cfg.watch_server_timeout_seconds
+    settings.watching.client_timeout = cfg.watch_server_timeout_seconds + 30
+    settings.watching.connect_timeout = 30
+    settings.watching.inactivity_timeout = 120
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 30
+    settings.execution.default_backoff = cfg.retry_delay_seconds
+    settings.posting.level = logging.WARNING  # transitions post their own Events; no event per timer tick
+    return settings
+
+
+def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
+    """The operator's handlers, bound to a configuration."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """The same credentials as the Kubernetes client (service account, else kubeconfig)."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.timer(API_GROUP, API_VERSION, RUNS_PLURAL, id="reconcile", interval=cfg.interval_seconds, registry=registry)
+    async def reconcile_run(namespace: str, name: str, **_: Any) -> None:
+        """Observe, decide, act: create what is missing, record what finished, publish status."""
+        try:
+            design_failed = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards)
+        except RunGone:
+            return
+        except Exception as exc:
+            if transient(exc):
+                raise kopf.TemporaryError(f"transient API failure: {exc}", delay=cfg.retry_delay_seconds) from exc
+            raise
+        if design_failed:
+            raise kopf.TemporaryError("the design failed; retrying later", delay=cfg.retry_delay_seconds)
+
+    @kopf.on.delete(
+        API_GROUP, API_VERSION, RUNS_PLURAL, id="cleanup", registry=registry, errors=kopf.ErrorsMode.IGNORED
+    )
+    async def cleanup_run(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> None:
+        """Delete the run's children (best effort: the finalizer is always released)."""
+        await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, dict(spec))
+
+    return registry
+
+
+def make_api_client() -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig."""
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
+
+
+def run(namespace: str | None, metrics_port: int, liveness_port: int | None) -> None:
+    """Run the operator until interrupted: one namespace, or all of them when ``namespace`` is None."""
+    kopf.configure(verbose=False)
+    prom.serve(metrics_port)
+    cfg = OperatorConfig(api=make_api_client(), interval_seconds=float(os.environ.get(INTERVAL_ENV, "10")))
+    kopf.run(
+        registry=make_registry(cfg),
+        settings=make_settings(cfg),
+        standalone=True,
+        clusterwide=namespace is None,
+        namespaces=[namespace] if namespace else (),
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+    )

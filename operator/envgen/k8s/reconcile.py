@@ -1,0 +1,122 @@
+"""One reconcile of one EnvGenRun, and the cleanup of a deleted one. Blocking code: run it off the event loop.
+
+A per-run guard keeps a cleanup from racing a reconcile that is still in flight: deletion first marks the run
+cancelled (no new children), then waits for the reconcile to end, then deletes the children.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from kubernetes import client
+
+from ..driver import step
+from ..spec import SpecError, parse_run
+from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
+from . import metrics as prom
+from .backend import KubernetesBackend, read_status, snapshot
+from .designing import RunDesigner
+from .kube import Kube
+from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, now, set_condition
+
+log = logging.getLogger(__name__)
+CLEANUP_WAIT_SECONDS = 60.0
+
+
+class Guards:
+    """Per-run locks and cancellation flags, shared by the reconcile and cleanup handlers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str], tuple[threading.Lock, threading.Event]] = {}
+
+    def get(self, namespace: str, name: str) -> tuple[threading.Lock, threading.Event]:
+        with self._lock:
+            return self._runs.setdefault((namespace, name), (threading.Lock(), threading.Event()))
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._runs.pop((namespace, name), None)
+
+
+def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) -> bool:
+    """Observe, decide and act once for a run. Returns True when a design failed (retry after a delay)."""
+    lock, cancelled = guards.get(namespace, name)
+    with lock:
+        if cancelled.is_set():
+            return False
+        kube = Kube(api, namespace)
+        body = kube.get_custom(RUNS_PLURAL, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return False
+        doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+        try:
+            run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
+        except SpecError as exc:
+            _reject(kube, body, str(exc))
+            return False
+        status = read_status(body)
+        generation = int(body["metadata"].get("generation") or 1)
+        if ended(status) is not None and status.observed_generation == generation:
+            prom.RUNS.update(namespace, name, snapshot(run, status))
+            return False
+        designer = RunDesigner(run, kube)
+        backend = KubernetesBackend(kube, body, run, designer, cancelled)
+        step(run, designer, backend)
+        return designer.outcome is not None and not designer.outcome.available
+
+
+def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
+    """Mark a run with an invalid spec as Failed (reason InvalidSpec); nothing else happens until it is fixed."""
+    status = read_status(body)
+    generation = int(body["metadata"].get("generation") or 1)
+    failed = condition(status.conditions, FAILED)
+    if failed is not None and failed.reason == INVALID_SPEC and status.observed_generation == generation:
+        return
+    conds = status.conditions
+    for ctype, value in ((RUNNING, "False"), (SUCCEEDED, "False"), (FAILED, "True")):
+        conds = set_condition(conds, ctype, value, INVALID_SPEC, message, generation)  # type: ignore[arg-type]
+    update = {"conditions": conds, "observed_generation": generation, "message": message[:1024]}
+    new = status.model_copy(update={**update, "start_time": status.start_time or now()})
+    kube.patch_custom_status(RUNS_PLURAL, body["metadata"]["name"], new.model_dump(mode="json", by_alias=True))
+    kube.event(body, "Warning", INVALID_SPEC, message)
+
+
+def cleanup(api: client.ApiClient, namespace: str, name: str, guards: Guards, spec: dict[str, Any]) -> None:
+    """Delete a run's Jobs, EnvGenCycles and the claim created for it. Best effort: errors are logged only."""
+    lock, cancelled = guards.get(namespace, name)
+    cancelled.set()
+    acquired = lock.acquire(timeout=CLEANUP_WAIT_SECONDS)
+    try:
+        kube = Kube(api, namespace)
+        labels = {LABEL_RUN: name}
+        steps = [
+            *((kube.delete_job, job["metadata"]["name"]) for job in _safe(lambda: kube.list_jobs(labels))),
+            *(
+                (lambda n: kube.delete_custom(CYCLES_PLURAL, n), obj["metadata"]["name"])
+                for obj in _safe(lambda: kube.list_custom(CYCLES_PLURAL, labels))
+            ),
+        ]
+        if not (spec.get("checkpoints") or {}).get("claimName"):
+            steps.append((kube.delete_claim, f"{name}-checkpoints"))
+        for delete, child in steps:
+            try:
+                delete(child)
+            except Exception as exc:  # best effort: owner references let the garbage collector finish the job
+                log.warning("could not delete %s of run %s/%s: %s", child, namespace, name, exc)
+    finally:
+        if acquired:
+            lock.release()
+        guards.forget(namespace, name)
+        prom.RUNS.drop(namespace, name)
+
+
+def _safe(list_fn: Any) -> list[dict[str, Any]]:
+    try:
+        return list(list_fn())
+    except Exception as exc:
+        log.warning("could not list children: %s", exc)
+        return []
+

@@ -1,0 +1,156 @@
+"""The operator end to end: kmock (or ENVGEN_TEST_KUBECONFIG) as the API, the operator in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from envgen.k8s.metrics import REGISTRY
+
+from .harness import Cluster, JobPlayer, OperatorProcess, eventually
+
+
+def small_spec(**overrides: Any) -> dict[str, Any]:
+    """A tiny run with the deterministic heuristic designer."""
+    spec: dict[str, Any] = {
+        "designer": {"type": "heuristic"},
+        "cycles": 2,
+        "envsPerCycle": 2,
+        "training": {"designedEnvSteps": 64, "gameSteps": 64, "finalSteps": 64, "evalEpisodes": 1, "evalRuns": 1},
+        "resources": {"image": "envgen-trainer:test", "ttlSecondsAfterFinished": 60},
+    }
+    return {**spec, **overrides}
+
+
+def sample(name: str, labels: dict[str, str]) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def test_run_survives_a_restart_between_every_step(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+) -> None:
+    ns = cluster.namespace
+    created_before = sample("envgen_training_jobs_created_total", {"namespace": ns}) or 0.0
+    await cluster.create_run("r1", small_spec())
+    for k, name in enumerate(("r1-c1-s0", "r1-c2-s0", "r1-final-s0")):
+        jobs = await cluster.wait_jobs("r1", {name})
+        await operator.restart()
+        await player.succeed(jobs[name], score=10.0 + k)
+        await operator.restart()
+    done = await cluster.wait_condition("r1", "Succeeded")
+    operator.check()
+    assert done["reason"] == "AllCyclesCompleted"
+    assert set(await cluster.jobs("r1")) == {"r1-c1-s0", "r1-c2-s0", "r1-final-s0"}  # no duplicates
+    run = await cluster.run("r1")
+    assert run is not None
+    status = run["status"]
+    assert status["cyclesCompleted"] == 2 and status["currentCycle"] == 3
+    assert status["jobs"] == {"active": 0, "succeeded": 3, "failed": 0}
+    assert [s["score"] for s in status["scores"]] == ["10.00", "11.00", "12.00"]
+    assert status["bestCycle"] == 3 and status["finalScore"] == "12.00"
+    assert {"name": "collect_wood", "mean": "80.00", "std": "0.00"} in status["skills"]
+    assert status["observedGeneration"] == run["metadata"]["generation"]
+    assert status["startTime"] and status["completionTime"]
+    cycles = await cluster.cycles("r1")
+    assert set(cycles) == {"r1-c1", "r1-c2", "r1-final"}
+    assert cycles["r1-c1"]["spec"]["design"]["designer"] == "heuristic"
+    assert [t["name"] for t in cycles["r1-c2"]["status"]["tasks"]] == ["r1-c2-s0"]
+    reasons = {e["reason"] for e in await cluster.events("r1")}
+    assert {"CycleDesigned", "TrainingJobCreated", "TrainingJobSucceeded", "AllCyclesCompleted"} <= reasons
+    annotations = run["metadata"].get("annotations") or {}
+    assert not any(k.startswith("kopf.zalando.org") for k in annotations)
+    assert run["metadata"]["finalizers"] == ["envgen.dev/cleanup"]
+    created = sample("envgen_training_jobs_created_total", {"namespace": ns})
+    assert created is not None and created - created_before == 3
+    text = generate_latest(REGISTRY).decode()
+    assert f'envgen_run_condition{{condition="Succeeded",name="r1",namespace="{ns}",status="True"}} 1.0' in text
+    assert f'envgen_skill_success_ratio{{name="r1",namespace="{ns}",skill="collect_wood"}} 0.8' in text
+
+
+async def test_failed_job_is_retried_and_counted(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+) -> None:
+    await cluster.create_run("r2", small_spec(cycles=1))
+    jobs = await cluster.wait_jobs("r2", {"r2-c1-s0"})
+    await player.finish(jobs["r2-c1-s0"], exit_code=1)
+    jobs = await cluster.wait_jobs("r2", {"r2-c1-s0-r2"})
+    assert jobs["r2-c1-s0-r2"]["metadata"]["labels"]["envgen.dev/attempt"] == "2"
+    await player.succeed(jobs["r2-c1-s0-r2"])
+    jobs = await cluster.wait_jobs("r2", {"r2-final-s0"})
+    await player.succeed(jobs["r2-final-s0"])
+    await cluster.wait_condition("r2", "Succeeded")
+    run = await cluster.run("r2")
+    assert run is not None and run["status"]["jobs"]["failed"] == 1
+    record = (await cluster.cycles("r2"))["r2-c1"]["status"]["tasks"][0]
+    assert record["name"] == "r2-c1-s0" and record["state"] == "failed" and record["reason"] == "BackoffLimitExceeded"
+    assert "TrainingJobFailed" in {e["reason"] for e in await cluster.events("r2")}
+    failed = sample("envgen_training_jobs_failed_total", {"namespace": cluster.namespace,
+                                                          "reason": "BackoffLimitExceeded"})
+    assert failed == 1.0
+
+
+async def test_succeeded_job_without_metrics_counts_as_failed(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+) -> None:
+    await cluster.create_run("r3", small_spec(maxFailedTasks=1))
+    jobs = await cluster.wait_jobs("r3", {"r3-c1-s0"})
+    await player.finish(jobs["r3-c1-s0"], exit_code=0, message=None)
+    failed = await cluster.wait_condition("r3", "Failed")
+    assert failed["reason"] == "MaxFailedTasksReached"
+    succeeded = await cluster.condition("r3", "Succeeded")
+    assert succeeded is not None and succeeded["status"] == "False"
+    record = (await cluster.cycles("r3"))["r3-c1"]["status"]["tasks"][0]
+    assert record["state"] == "failed" and record["reason"] == "MetricsUnavailable"
+    assert set(await cluster.jobs("r3")) == {"r3-c1-s0"}  # no retry after the run failed
+
+
+async def test_suspend_stops_new_jobs_and_resume_continues(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+) -> None:
+    await cluster.create_run("r4", small_spec(cycles=1, suspend=True))
+    await cluster.wait_condition("r4", "Suspended")
+    running = await cluster.condition("r4", "Running")
+    assert running is not None and running["status"] == "False" and running["reason"] == "Suspended"
+    assert await cluster.jobs("r4") == {}
+    await cluster.patch_run("r4", {"spec": {"suspend": False}})
+    jobs = await cluster.wait_jobs("r4", {"r4-c1-s0"})
+    await cluster.wait_condition("r4", "Suspended", "False")
+    await cluster.patch_run("r4", {"spec": {"suspend": True}})
+    await cluster.wait_condition("r4", "Suspended")
+    await player.succeed(jobs["r4-c1-s0"])  # the running Job may finish while suspended
+    await eventually(lambda: _cycles_completed(cluster, "r4", 1), what="cycle 1 recorded while suspended")
+    assert set(await cluster.jobs("r4")) == {"r4-c1-s0"}  # but the final phase waits
+    await cluster.patch_run("r4", {"spec": {"suspend": False}})
+    jobs = await cluster.wait_jobs("r4", {"r4-final-s0"})
+    await player.succeed(jobs["r4-final-s0"])
+    await cluster.wait_condition("r4", "Succeeded")
+
+
+async def _cycles_completed(cluster: Cluster, name: str, n: int) -> bool:
+    run = await cluster.run(name)
+    return bool(run and (run.get("status") or {}).get("cyclesCompleted") == n)
+
+
+async def test_delete_mid_run_cleans_up(cluster: Cluster, operator: OperatorProcess, player: JobPlayer) -> None:
+    await cluster.create_run("r5", small_spec())
+    await cluster.wait_jobs("r5", {"r5-c1-s0"})
+    await cluster.delete_run("r5")
+    await eventually(lambda: _gone(cluster, "r5"), what="r5 deleted (not stuck Terminating)")
+    assert await cluster.jobs("r5") == {}
+    assert await cluster.cycles("r5") == {}
+    text = generate_latest(REGISTRY).decode()
+    assert 'name="r5"' not in text
+
+
+async def _gone(cluster: Cluster, name: str) -> bool:
+    return await cluster.run(name) is None
+
+
+async def test_invalid_spec_fails_permanently_with_the_reason(cluster: Cluster, operator: OperatorProcess) -> None:
+    await cluster.create_run("r6", small_spec(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4}))
+    failed = await cluster.wait_condition("r6", "Failed")
+    assert failed["reason"] == "InvalidSpec"
+    assert "spec.agent" in failed["message"] and "divisible by minibatches" in failed["message"]
+    assert await cluster.jobs("r6") == {}
+    assert "InvalidSpec" in {e["reason"] for e in await cluster.events("r6")}
