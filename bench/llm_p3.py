@@ -73,9 +73,9 @@ def main() -> None:
                 else feedback_request(rng, args.envs)
             )
             started = time.monotonic()
+            error: str | None = None
             try:
-                design = designer.design(request)
-                error = None
+                design: CycleDesign | None = designer.design(request)
             except DesignError as exc:
                 design, error = exc.design, str(exc)
             assert design is not None

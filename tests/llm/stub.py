@@ -27,9 +27,7 @@ def completion(content: str | None, finish_reason: str = "stop", prompt_tokens: 
         "object": "chat.completion",
         "created": 0,
         "model": "stub",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7, "total_tokens": prompt_tokens + 7},
     }
     return Reply(body=body)

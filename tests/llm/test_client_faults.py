@@ -9,6 +9,7 @@ import pytest
 
 from envgen.contracts import DesignRequest
 from envgen.designers import DesignError, LLMDesigner
+from envgen.envconfig import CrafterEnvConfig
 from envgen.llm import CallLog, LLMClient, LLMError, LLMSettings
 from envgen.llm.client import RUNGS
 
@@ -46,8 +47,9 @@ def test_valid_first_answer_is_accepted_and_accounted(stub_llm: StubLLM) -> None
     design = designer(stub_llm).design(request())
 
     assert [e.name for e in design.envs] == ["Stone tools 0", "Stone tools 1"]
-    assert design.envs[0].config.inventory_settings.wood_pickaxe == 1
-    assert design.envs[0].config.world_settings.length == 10_000  # left at its default for the engine
+    config = design.envs[0].config
+    assert isinstance(config, CrafterEnvConfig) and config.inventory_settings.wood_pickaxe == 1
+    assert config.world_settings.length == 10_000  # left at its default for the engine
     sent = stub_llm.requests[0]
     assert rf_type(sent) == "json_schema"
     schema = sent["response_format"]["json_schema"]["schema"]
@@ -125,7 +127,7 @@ def test_ladder_ends_without_response_format_and_code_fences(stub_llm: StubLLM) 
     )
     design = designer(stub_llm).design(request())
 
-    assert [rf_type(r) for r in stub_llm.requests] == list(RUNGS[:3]) + [None]
+    assert [rf_type(r) for r in stub_llm.requests] == [*list(RUNGS[:3]), None]
     assert len(design.envs) == N
 
 
@@ -172,8 +174,13 @@ def test_timeout_then_answer_succeeds(stub_llm: StubLLM) -> None:
 OUT_OF_RANGE = crafter_env(0, inventory_settings={**crafter_env()["inventory_settings"], "wood": 25})
 UNKNOWN_KEY = {**crafter_env(0), "difficulty": "hard"}
 GRASSLAND_DIAMONDS = crafter_env(
-    0, environment_settings={**crafter_env()["environment_settings"], "target_biome": "grassland",
-                             "diamond_rarity": "common", "coal_rarity": None}
+    0,
+    environment_settings={
+        **crafter_env()["environment_settings"],
+        "target_biome": "grassland",
+        "diamond_rarity": "common",
+        "coal_rarity": None,
+    },
 )
 
 
@@ -190,7 +197,9 @@ GRASSLAND_DIAMONDS = crafter_env(
         pytest.param(completion(crafter_answer(N, [crafter_env(0)])), "too short", id="too-few-envs"),
         pytest.param(completion(crafter_answer(N), finish_reason="length"), "cut off", id="finish-length"),
         pytest.param(
-            completion(crafter_answer(N, [GRASSLAND_DIAMONDS, crafter_env(1)])), "diamonds never spawn", id="check-error"
+            completion(crafter_answer(N, [GRASSLAND_DIAMONDS, crafter_env(1)])),
+            "diamonds never spawn",
+            id="check-error",
         ),
     ],
 )

@@ -40,7 +40,7 @@ _IRON_ITEMS = {"wood": 2, "coal": 2, "iron": 2, "wood_pickaxe": 1, "stone_pickax
 # skill: (what the environment offers, environment_settings, inventory_settings)
 _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "collect_wood": ("many trees", {"tree_rarity": "very common"}, {}),
-    "collect_sapling": ("grass to search for saplings and many trees", {"tree_rarity": "very common"}, {}),
+    "collect_sapling": ("open grass with few trees to search for saplings", {"tree_rarity": "rare"}, {}),
     "collect_drink": ("a beach world with water everywhere", {"target_biome": "beaches"}, {}),
     "eat_cow": ("cows next to the start", {"spawn_cows": 6}, {}),
     "defeat_zombie": ("zombies next to the start and a wood sword", {"spawn_zombies": 4}, {"wood_sword": 1}),
@@ -139,9 +139,11 @@ def ladder(game: Game) -> tuple[CatalogueEnv, ...]:
 
 
 def spread(items: tuple[CatalogueEnv, ...], n: int) -> list[CatalogueEnv]:
-    """``n`` items spread evenly over ``items`` (repeating when there are fewer), in order."""
+    """``n`` items spread evenly over ``items``, first and last included (repeating when there are fewer)."""
     if not items or n <= 0:
         return []
     if n >= len(items):
         return [items[i % len(items)] for i in range(n)]
-    return [items[(i * len(items)) // n] for i in range(n)]
+    if n == 1:
+        return [items[0]]
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]

@@ -1,0 +1,147 @@
+"""LLM-free designers: valid, deterministic, and doing what their names say."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from envgen.achievements import ACHIEVEMENTS, PREREQUISITES, depth
+from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, EnvResult, SkillStat
+from envgen.designers import AdversarialDesigner, EasyToHardDesigner, HeuristicDesigner, NoDesigner
+from envgen.designers.base import Designer
+from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
+from envgen.designers.heuristic import REACH_PERCENT, weakest_reachable
+from envgen.envconfig import CrafterEnvConfig, DesignedEnv, check
+from envgen.spec import GameName
+
+DESIGNERS: dict[str, Callable[[], Designer]] = {
+    "easy-to-hard": lambda: EasyToHardDesigner(cycles=4),
+    "adversarial": AdversarialDesigner,
+    "heuristic": HeuristicDesigner,
+}
+
+
+def success(**overrides: float) -> dict[str, SkillStat]:
+    values = {a: 0.0 for a in ACHIEVEMENTS} | overrides
+    return {k: SkillStat(mean=v, std=1.0) for k, v in values.items()}
+
+
+def history(game: GameName, envs: list[DesignedEnv], skills: dict[str, SkillStat], **kw: object) -> list[CycleHistory]:
+    design = CycleDesign(cycle=1, designer="heuristic", envs=envs)
+    return [CycleHistory(design=design, feedback=CycleFeedback.model_validate({"cycle": 1, "success": skills, **kw}))]
+
+
+def assert_valid(design: CycleDesign, n: int, game: str) -> None:
+    assert len(design.envs) == n
+    assert len({e.name for e in design.envs}) == n
+    for env in design.envs:
+        DesignedEnv.model_validate(env.model_dump())
+        assert env.config.game == game
+        assert not [f for f in check(env.config) if f.severity == "error"]
+        if isinstance(env.config, CrafterEnvConfig):
+            assert env.config.world_settings.length == 10_000
+
+
+@pytest.mark.parametrize("name", sorted(DESIGNERS))
+@pytest.mark.parametrize("game", ["crafter", "heist"])
+@pytest.mark.parametrize("n", [1, 4, 12])
+def test_valid_and_deterministic(name: str, game: GameName, n: int) -> None:
+    skills = success(collect_wood=90, place_table=70) if game == "crafter" else {"heist_success": SkillStat(mean=40)}
+    for cycle in (1, 2, 4):
+        previous = [] if cycle == 1 else history(game, [], skills)
+        request = DesignRequest(game=game, cycle=cycle, num_envs=n, history=previous)
+        first, second = DESIGNERS[name](), DESIGNERS[name]()
+        design = first.design(request)
+        assert_valid(design, n, game)
+        assert design == second.design(request) == first.design(request)
+        assert design.designer == name and design.notes
+
+
+def test_none_designs_nothing() -> None:
+    design = NoDesigner().design(DesignRequest(game="crafter", cycle=3, num_envs=4))
+    assert design.envs == [] and design.designer == "none"
+
+
+def test_easy_to_hard_climbs_the_ladder() -> None:
+    designer = EasyToHardDesigner(cycles=4)
+    depths = []
+    for cycle in range(1, 5):
+        envs = designer.design(DesignRequest(game="crafter", cycle=cycle, num_envs=4)).envs
+        depths.append([depth(next(s for s, c in CRAFTER_PRACTICE.items() if c.env.name == e.name)) for e in envs])
+    assert depths[0][0] == 0 and max(depths[-1]) == max(depth(a) for a in ACHIEVEMENTS)
+    assert all(max(a) <= min(b) for a, b in itertools.pairwise(depths))
+    heist = [designer.design(DesignRequest(game="heist", cycle=c, num_envs=2)).envs for c in (1, 4)]
+    ladder = [c.env.name for c in HEIST_LADDER]
+    assert ladder.index(heist[0][-1].name) < ladder.index(heist[1][0].name)
+
+
+def test_adversarial_keeps_the_worst_envs() -> None:
+    envs = [CRAFTER_PRACTICE[s].env for s in ("collect_wood", "eat_cow", "collect_stone", "collect_drink")]
+    per_env = [
+        EnvResult(name=envs[0].name, episodes=10, success={"collect_wood": 95.0}),
+        EnvResult(name=envs[1].name, episodes=10, success={"eat_cow": 3.0}),
+        EnvResult(name=envs[2].name, episodes=10, success={"collect_stone": 60.0}),
+        EnvResult(name=envs[3].name, episodes=10, success={"collect_drink": 1.0}),
+    ]
+    # every skill is mastered in the real game except inside those envs, so per-env results decide
+    skills = {a: SkillStat(mean=80.0) for a in ACHIEVEMENTS}
+    request = DesignRequest(
+        game="crafter", cycle=2, num_envs=2, history=history("crafter", envs, skills, per_env=per_env)
+    )
+    picked = [e.name for e in AdversarialDesigner().design(request).envs]
+    assert picked == [envs[3].name, envs[1].name]
+
+
+def test_adversarial_uses_weakest_skills_without_per_env_results() -> None:
+    skills = {a: SkillStat(mean=50.0) for a in ACHIEVEMENTS} | {"wake_up": SkillStat(mean=4.0)}
+    request = DesignRequest(game="crafter", cycle=2, num_envs=1, history=history("crafter", [], skills))
+    assert AdversarialDesigner().design(request).envs[0].name == "practice-wake-up"
+
+
+def test_weakest_reachable_walks_the_dag() -> None:
+    rates = {a: 0.0 for a in ACHIEVEMENTS} | {
+        "collect_wood": 95.0,
+        "place_table": 80.0,
+        "make_wood_pickaxe": 60.0,
+        "collect_sapling": 90.0,
+        "collect_drink": 70.0,
+        "eat_cow": 50.0,
+        "defeat_zombie": 40.0,
+        "defeat_skeleton": 12.0,
+        "wake_up": 30.0,
+        "place_plant": 20.0,
+        "make_wood_sword": 15.0,
+    }
+    targets = weakest_reachable(rates, 4)
+    assert set(targets) == {"collect_stone", "collect_coal", "eat_plant", "defeat_skeleton"}
+    assert "collect_diamond" not in weakest_reachable(rates, 10)
+    for skill in targets:
+        assert all(rates[p] >= REACH_PERCENT for p in PREREQUISITES[skill])
+
+
+def test_heuristic_gives_the_prerequisites_of_the_weakest_reachable_skills() -> None:
+    skills = success(collect_wood=95, place_table=80, make_wood_pickaxe=60, collect_stone=40, collect_coal=35)
+    skills |= {a: SkillStat(mean=50.0) for a in ("collect_sapling", "collect_drink", "eat_cow", "defeat_zombie")}
+    skills |= {a: SkillStat(mean=50.0) for a in ("defeat_skeleton", "wake_up", "place_plant", "eat_plant")}
+    skills |= {a: SkillStat(mean=50.0) for a in ("make_wood_sword", "place_stone", "place_furnace")}
+    request = DesignRequest(game="crafter", cycle=2, num_envs=2, history=history("crafter", [], skills))
+    design = HeuristicDesigner().design(request)
+    assert [e.name for e in design.envs] == ["practice-make-stone-pickaxe", "practice-make-stone-sword"]
+    for env in design.envs:
+        cfg = env.config
+        assert isinstance(cfg, CrafterEnvConfig)
+        assert cfg.environment_settings.place_table and cfg.inventory_settings.stone >= 1
+        assert cfg.inventory_settings.wood >= 1 and not cfg.inventory_settings.stone_pickaxe
+
+
+def test_heuristic_heist_follows_the_success_rate() -> None:
+    def names(rate: float) -> list[str]:
+        skills = {"heist_success": SkillStat(mean=rate)}
+        request = DesignRequest(game="heist", cycle=2, num_envs=2, history=history("heist", [], skills))
+        return [e.name for e in HeuristicDesigner().design(request).envs]
+
+    ladder = [c.env.name for c in HEIST_LADDER]
+    assert names(0.0) == ladder[:2] and names(100.0) == ladder[-2:]
+    assert ladder.index(names(50.0)[0]) > 0

