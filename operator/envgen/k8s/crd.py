@@ -173,10 +173,9 @@ class _Walker:
 def spec_schema() -> Schema:
     """The EnvGenRun ``spec`` schema: the model, its validators as CEL, and immutability of run-shaping fields."""
     defaults = EnvGenRunSpec().model_dump(mode="json", by_alias=True)
-    rules = {
-        **SPEC_RULES,
-        **{f: [{"rule": "self == oldSelf", "message": f"{f} cannot change once a run exists"}] for f in IMMUTABLE},
-    }
+    rules = {path: list(r) for path, r in SPEC_RULES.items()}
+    for f in IMMUTABLE:
+        rules.setdefault(f, []).append({"rule": "self == oldSelf", "message": f"{f} cannot change once a run exists"})
     return _Walker(EnvGenRunSpec, defaults=defaults, rules=rules).walk()
 
 

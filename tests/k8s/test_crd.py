@@ -1,0 +1,121 @@
+"""The CRDs: generated from the models without drift, accepting and rejecting what the models do, CEL rules."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from envgen.k8s.crd import crd_files, run_crd
+from envgen.spec import SpecError, parse_run
+
+from .schema_check import admit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_match_the_models() -> None:
+    for name, text in crd_files().items():
+        committed = ROOT / "crds" / name
+        assert committed.exists(), f"missing {committed}: run `python -m envgen.k8s.crd crds/`"
+        assert committed.read_text() == text, f"{committed} drifted from the models: run `python -m envgen.k8s.crd crds/`"
+
+
+def run_doc(name: str = "demo", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "envgen.dev/v1alpha1", "kind": "EnvGenRun", "metadata": {"name": name}, "spec": spec}
+
+
+EXAMPLE = yaml.safe_load((ROOT / "examples" / "run.yaml").read_text())
+
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("minimal", run_doc()),
+    ("example", EXAMPLE),
+    ("integer temperature", run_doc(llm={"temperature": 1})),
+    ("decimal strings", run_doc(llm={"temperature": "0.7"}, agent={"learningRate": "2.5e-4"})),
+    ("goal", run_doc(objective={"goalScore": "15"})),
+    ("placement", run_doc(resources={"limits": {"nvidia.com/gpu": "1"}, "nodeSelector": {"gpu": "a100"},
+                                     "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]})),
+    ("secret key", run_doc(llm={"baseURL": "https://llm.example/v1",
+                                "apiKey": {"secretKeyRef": {"name": "llm", "key": "token"}}})),
+    ("float temperature", run_doc(llm={"temperature": 0.5})),
+    ("temperature out of range", run_doc(llm={"temperature": "2.5"})),
+    ("not a decimal", run_doc(agent={"gamma": "high"})),
+    ("unknown game", run_doc(game="minecraft")),
+    ("unknown field", run_doc(cycle=3)),
+    ("unknown nested field", run_doc(training={"steps": 3})),
+    ("too many cycles", run_doc(cycles=51)),
+    ("zero seeds", run_doc(seeds=0)),
+    ("batch not divisible", run_doc(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4})),
+    ("ftp endpoint", run_doc(llm={"baseURL": "ftp://llm"})),
+    ("long image", run_doc(resources={"image": "x" * 513})),
+    ("too many tolerations", run_doc(resources={"tolerations": [{"key": "k"}] * 33})),
+    ("bad toleration effect", run_doc(resources={"tolerations": [{"effect": "Sometimes"}]})),
+    ("uppercase name", run_doc(name="Demo")),
+    ("long name", run_doc(name="a" * 41)),
+    ("bad designer", run_doc(designer={"type": "gpt"})),
+    ("short deadline", run_doc(resources={"jobActiveDeadlineSeconds": 10})),
+]
+
+
+def model_accepts(doc: dict[str, Any]) -> bool:
+    try:
+        parse_run(copy.deepcopy(doc))
+    except SpecError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("label", "doc"), CASES, ids=[c[0] for c in CASES])
+def test_schema_and_model_agree(label: str, doc: dict[str, Any]) -> None:
+    errors = admit(run_crd(), doc)
+    assert model_accepts(doc) == (not errors), f"{label}: model and CRD disagree; CRD says {errors}"
+
+
+def test_rejections_name_the_field_and_the_rule() -> None:
+    assert admit(run_crd(), run_doc(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4})) == [
+        ".spec.agent: numEnvs*rolloutSteps must be divisible by minibatches"
+    ]
+    assert admit(run_crd(), run_doc(llm={"temperature": "2.5"})) == ['.spec.llm.temperature: must be between "0" and "2"']
+    assert "metadata.name must be a DNS-1035 label" in admit(run_crd(), run_doc(name="Bad_Name"))[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({"game": "heist"}, False),
+        ({"designer": {"type": "none"}}, False),
+        ({"seeds": 2}, False),
+        ({"training": {"gameSteps": 1}}, False),
+        ({"agent": {"epochs": 4}}, False),
+        ({"checkpoints": {"claimName": "other"}}, False),
+        ({"suspend": True}, True),
+        ({"cycles": 6}, True),
+        ({"maxFailedTasks": 5}, True),
+        ({"activeDeadlineSeconds": 3600}, True),
+        ({"llm": {"baseURL": "http://other:8080/v1"}}, True),
+    ],
+)
+def test_immutability_transition_rules(change: dict[str, Any], allowed: bool) -> None:
+    old = run_doc(cycles=2, designer={"type": "heuristic"})
+    new = run_doc(**{**old["spec"], **change})
+    errors = admit(run_crd(), new, old=old)
+    assert (not errors) == allowed, errors
+    if not allowed:
+        assert errors == [f".spec.{next(iter(change))}: {next(iter(change))} cannot change once a run exists"]
+
+
+def test_status_printer_columns_and_names() -> None:
+    crd = run_crd()
+    names = crd["spec"]["names"]
+    assert names["shortNames"] == ["egr"] and names["categories"] == ["envgen"]
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Cycle", "Score", "Succeeded", "Reason", "Age", "Designer", "Game"]
+    assert columns["Succeeded"]["jsonPath"] == '.status.conditions[?(@.type=="Succeeded")].status'
+    assert columns["Designer"]["priority"] == 1 and columns["Game"]["priority"] == 1
+    conditions = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map" and conditions["maxItems"] == 16
