@@ -21,7 +21,8 @@ def test_committed_crds_match_the_models() -> None:
     for name, text in crd_files().items():
         committed = ROOT / "crds" / name
         assert committed.exists(), f"missing {committed}: run `python -m envgen.k8s.crd crds/`"
-        assert committed.read_text() == text, f"{committed} drifted from the models: run `python -m envgen.k8s.crd crds/`"
+        regenerate = "run `python -m envgen.k8s.crd crds/`"
+        assert committed.read_text() == text, f"{committed} drifted from the models: {regenerate}"
 
 
 def run_doc(name: str = "demo", **spec: Any) -> dict[str, Any]:
@@ -78,7 +79,8 @@ def test_rejections_name_the_field_and_the_rule() -> None:
     assert admit(run_crd(), run_doc(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4})) == [
         ".spec.agent: numEnvs*rolloutSteps must be divisible by minibatches"
     ]
-    assert admit(run_crd(), run_doc(llm={"temperature": "2.5"})) == ['.spec.llm.temperature: must be between "0" and "2"']
+    errors = admit(run_crd(), run_doc(llm={"temperature": "2.5"}))
+    assert errors == ['.spec.llm.temperature: must be between "0" and "2"']
     assert "metadata.name must be a DNS-1035 label" in admit(run_crd(), run_doc(name="Bad_Name"))[0]
 
 

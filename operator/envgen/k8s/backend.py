@@ -26,6 +26,7 @@ from .kube import Kube, RunGone
 from .status import (
     LLM_AVAILABLE,
     SUCCEEDED,
+    ConditionStatus,
     RunStatus,
     condition,
     decimal,
@@ -207,7 +208,7 @@ class KubernetesBackend:
         if self.designer.uses_llm and ended(new) is None:
             out = self.designer.outcome
             if out is not None:
-                status = "True" if out.available else "False"
+                status: ConditionStatus = "True" if out.available else "False"
                 conds = set_condition(new.conditions, LLM_AVAILABLE, status, out.reason, out.message, self.generation)
             elif condition(new.conditions, LLM_AVAILABLE) is None:
                 conds = set_condition(

@@ -182,7 +182,7 @@ def spec_schema() -> Schema:
 def run_crd() -> Schema:
     """The EnvGenRun CustomResourceDefinition."""
     succeeded = '.status.conditions[?(@.type=="Succeeded")]'
-    columns = [
+    columns: list[Schema] = [
         {"name": "Cycle", "type": "integer", "jsonPath": ".status.currentCycle"},
         {"name": "Score", "type": "string", "jsonPath": ".status.score"},
         {"name": "Succeeded", "type": "string", "jsonPath": f"{succeeded}.status"},
@@ -213,7 +213,7 @@ def run_crd() -> Schema:
 
 def cycle_crd() -> Schema:
     """The EnvGenCycle CustomResourceDefinition (children of a run, one per cycle and one for the final phase)."""
-    columns = [
+    columns: list[Schema] = [
         {"name": "Run", "type": "string", "jsonPath": ".spec.run"},
         {"name": "Cycle", "type": "integer", "jsonPath": ".spec.cycle"},
         {"name": "Phase", "type": "string", "jsonPath": ".spec.phase"},

@@ -69,7 +69,8 @@ class RunDesigner:
             metrics.LLM_REQUESTS.labels(ns, "success").inc(design.usage.calls)
             metrics.LLM_TOKENS.labels(ns, "prompt").inc(design.usage.prompt_tokens)
             metrics.LLM_TOKENS.labels(ns, "completion").inc(design.usage.completion_tokens)
-            self.outcome = LLMOutcome(True, "Responded", f"cycle {request.cycle} designed with {design.usage.calls} call(s)")
+            message = f"cycle {request.cycle} designed with {design.usage.calls} call(s)"
+            self.outcome = LLMOutcome(True, "Responded", message)
         return design
 
     def _api_key(self) -> str | None:

@@ -50,7 +50,10 @@ class Kube:
     # ---- custom objects ----
     def get_custom(self, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, name))
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                API_GROUP, API_VERSION, self.ns, plural, name
+            )
+            return obj
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -58,9 +61,10 @@ class Kube:
 
     def list_custom(self, plural: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        items = self.custom.list_namespaced_custom_object(
+        listed: dict[str, Any] = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
             API_GROUP, API_VERSION, self.ns, plural, label_selector=selector
-        )["items"]
+        )
+        items: list[dict[str, Any]] = listed["items"]
         return [i for i in items if _matches(i.get("metadata", {}).get("labels"), labels)]
 
     def create_custom(self, plural: str, body: dict[str, Any]) -> bool:
@@ -81,7 +85,9 @@ class Kube:
             raise
 
     def delete_custom(self, plural: str, name: str) -> None:
-        self._deleted(lambda: self.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, name))
+        self._deleted(
+            lambda: self.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, name)
+        )
 
     # ---- built-in objects ----
     def list_jobs(self, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -90,13 +96,13 @@ class Kube:
     def list_pods(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return self._list(self.core.list_namespaced_pod, labels)
 
-    def create_job(self, body: dict[str, Any]) -> bool:
+    def create_job(self, body: Any) -> bool:
         return self._created(lambda: self.batch.create_namespaced_job(self.ns, body))
 
     def delete_job(self, name: str) -> None:
         self._deleted(lambda: self.batch.delete_namespaced_job(name, self.ns, propagation_policy="Background"))
 
-    def create_claim(self, body: dict[str, Any]) -> bool:
+    def create_claim(self, body: Any) -> bool:
         return self._created(lambda: self.core.create_namespaced_persistent_volume_claim(self.ns, body))
 
     def delete_claim(self, name: str) -> None:
@@ -117,7 +123,7 @@ class Kube:
         """Post a core/v1 Event about an object; failures are logged, never raised."""
         md = involved["metadata"]
         stamp = now()
-        body = {
+        body: Any = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:12]}", "namespace": self.ns},

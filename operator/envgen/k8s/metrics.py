@@ -91,7 +91,9 @@ class RunCollector(Collector):
         cycle = GaugeMetricFamily("envgen_run_current_cycle", "The cycle in progress.", labels=["namespace", "name"])
         score = GaugeMetricFamily("envgen_run_score", "Latest score (percent).", labels=["namespace", "name"])
         skill = GaugeMetricFamily(
-            "envgen_skill_success_ratio", "Latest success ratio (0..1) per skill.", labels=["namespace", "name", "skill"]
+            "envgen_skill_success_ratio",
+            "Latest success ratio (0..1) per skill.",
+            labels=["namespace", "name", "skill"],
         )
         for (ns, name), snap in sorted(runs.items()):
             info.add_metric([ns, name, snap.game, snap.designer], 1)

@@ -62,8 +62,9 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.timer(API_GROUP, API_VERSION, RUNS_PLURAL, id="reconcile", interval=cfg.interval_seconds, registry=registry)
-    async def reconcile_run(namespace: str, name: str, **_: Any) -> None:
+    async def reconcile_run(namespace: str | None, name: str, **_: Any) -> None:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
+        assert namespace is not None  # EnvGenRun is namespaced
         try:
             design_failed = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards)
         except RunGone:
@@ -78,8 +79,9 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.delete(
         API_GROUP, API_VERSION, RUNS_PLURAL, id="cleanup", registry=registry, errors=kopf.ErrorsMode.IGNORED
     )
-    async def cleanup_run(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> None:
+    async def cleanup_run(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
         """Delete the run's children (best effort: the finalizer is always released)."""
+        assert namespace is not None
         await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, dict(spec))
 
     return registry

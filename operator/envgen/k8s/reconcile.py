@@ -75,9 +75,9 @@ def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
     failed = condition(status.conditions, FAILED)
     if failed is not None and failed.reason == INVALID_SPEC and status.observed_generation == generation:
         return
-    conds = status.conditions
-    for ctype, value in ((RUNNING, "False"), (SUCCEEDED, "False"), (FAILED, "True")):
-        conds = set_condition(conds, ctype, value, INVALID_SPEC, message, generation)  # type: ignore[arg-type]
+    conds = set_condition(status.conditions, RUNNING, "False", INVALID_SPEC, message, generation)
+    conds = set_condition(conds, SUCCEEDED, "False", INVALID_SPEC, message, generation)
+    conds = set_condition(conds, FAILED, "True", INVALID_SPEC, message, generation)
     update = {"conditions": conds, "observed_generation": generation, "message": message[:1024]}
     new = status.model_copy(update={**update, "start_time": status.start_time or now()})
     kube.patch_custom_status(RUNS_PLURAL, body["metadata"]["name"], new.model_dump(mode="json", by_alias=True))

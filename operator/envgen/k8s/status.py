@@ -176,8 +176,8 @@ def progress_status(
 def finished_status(old: RunStatus, outcome: Finish, generation: int) -> RunStatus:
     """The status of a run that just ended: terminal conditions and the completion time."""
     conditions = set_condition(old.conditions, RUNNING, "False", outcome.reason, outcome.message, generation)
-    succeeded = "True" if outcome.outcome == "Succeeded" else "False"
-    failed = "True" if outcome.outcome == "Failed" else "False"
+    succeeded: ConditionStatus = "True" if outcome.outcome == "Succeeded" else "False"
+    failed: ConditionStatus = "True" if outcome.outcome == "Failed" else "False"
     conditions = set_condition(conditions, SUCCEEDED, succeeded, outcome.reason, outcome.message, generation)
     conditions = set_condition(conditions, FAILED, failed, outcome.reason, outcome.message, generation)
     if condition(conditions, SUSPENDED) is not None:
