@@ -5,8 +5,8 @@ from __future__ import annotations
 import crafter
 import numpy as np
 import pytest
-from envgen.envconfig import CrafterEnvConfig
 
+from envgen.envconfig import CrafterEnvConfig
 from envgen_trainer.crafter_env import ConfigurableCrafter
 
 

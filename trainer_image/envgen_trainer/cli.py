@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from envgen.contracts import (
     EXIT_CHECKPOINT_ERROR,
     EXIT_INVALID_TASK,
@@ -21,7 +23,6 @@ from envgen.contracts import (
     TrainingTask,
 )
 from envgen.models import describe_validation_error
-from pydantic import ValidationError
 
 from .checkpoint import CheckpointError
 from .runner import InvalidTask, run_task
@@ -30,11 +31,12 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 
 class TaskError(Exception):
-    """A failure with its exit code."""
+    """A failure with its exit code and, when the task file named one, its termination-message path."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, termination: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.termination = termination
 
 
 def load_task(path: str) -> TrainingTask:
@@ -53,7 +55,9 @@ def load_task(path: str) -> TrainingTask:
         return TrainingTask.model_validate(doc)
     except ValidationError as exc:
         reason = "; ".join(describe_validation_error(exc).splitlines())
-        raise TaskError(f"invalid task: {reason}", EXIT_INVALID_TASK) from None
+        named = doc.get("terminationMessagePath")
+        raise TaskError(f"invalid task: {reason}", EXIT_INVALID_TASK, named if isinstance(named, str) else None
+                        ) from None
 
 
 def _terminate(path: str, metrics: TrainingMetrics) -> None:
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run_task(task)
     except TaskError as exc:
         code, reason = exc.code, str(exc)
+        termination = args.termination_log or exc.termination or termination
     except InvalidTask as exc:
         code, reason = EXIT_INVALID_TASK, f"invalid task: {exc}"
     except CheckpointError as exc:

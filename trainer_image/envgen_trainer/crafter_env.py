@@ -16,6 +16,7 @@ import crafter
 import numpy as np
 import numpy.typing as npt
 from crafter import constants, objects
+
 from envgen.envconfig import CrafterEnvConfig
 
 from .crafter_render import FastRenderer, Frame
@@ -28,6 +29,10 @@ _NEAR_OFFSETS = sorted(
     ((dx, dy) for dx in range(-3, 4) for dy in range(-3, 4) if (dx, dy) != (0, 0)),
     key=lambda d: (abs(d[0]) + abs(d[1]), d),
 )
+
+
+def _position(obj: Any) -> tuple[int, int]:
+    return int(obj.pos[0]), int(obj.pos[1])
 
 
 def worldgen_settings(config: CrafterEnvConfig) -> WorldGenSettings:
@@ -43,7 +48,7 @@ def worldgen_settings(config: CrafterEnvConfig) -> WorldGenSettings:
     )
 
 
-class ConfigurableCrafter(crafter.Env):  # type: ignore[misc]
+class ConfigurableCrafter(crafter.Env):
     """Crafter with EnvGen's knobs: biome, rarities, inventory, extra mobs, peaceful, pre-placed objects,
     episode length, area and spawn-rate percents. Uses the fast renderer; the old gym API of ``crafter.Env``.
 
@@ -76,7 +81,7 @@ class ConfigurableCrafter(crafter.Env):  # type: ignore[misc]
             self._player.inventory[item] = amount
         self._last_health = self._player.health
         self._world.add(self._player)
-        self._unlocked = set()
+        self._unlocked: set[str] = set()
         generate_world(self._world, self._player, self._gen)
         self._add_start_extras()
         return self._obs()
@@ -129,7 +134,7 @@ class ConfigurableCrafter(crafter.Env):  # type: ignore[misc]
         """The observation; the fast renderer for the native size, Crafter's renderer otherwise."""
         if size is None or tuple(np.broadcast_to(size, 2)) == tuple(self._size):
             return self._renderer.render(self._player)
-        return super().render(size)  # type: ignore[no-any-return]
+        return super().render(size)
 
     # ---- start-of-episode extras -----------------------------------------------------------------------
     def _add_start_extras(self) -> None:
@@ -199,7 +204,7 @@ class ConfigurableCrafter(crafter.Env):  # type: ignore[misc]
         """Crafter's ``_balance_object`` with the creatures sorted by position, so episodes are replayable."""
         xmin, xmax, ymin, ymax = chunk
         random = self._world.random
-        creatures = sorted((obj for obj in objs if isinstance(obj, cls)), key=lambda o: (int(o.pos[0]), int(o.pos[1])))
+        creatures = sorted((obj for obj in objs if isinstance(obj, cls)), key=_position)
         mask = self._world.mask(*chunk, material)
         target_min, target_max = target_fn(len(creatures), mask.sum())
         if len(creatures) < int(target_min) and random.uniform() < spawn_prob:

@@ -10,6 +10,8 @@ with the same float32 arithmetic as Crafter; the inventory strip is cached per i
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from crafter import constants, engine, objects
@@ -61,7 +63,7 @@ class FastRenderer:
         unit = (int(self._unit[0]), int(self._unit[1]))
         names = [world._mat_names[i] for i in range(len(world._mat_names))]
         tiles = [textures.get(name, unit)[..., :3] for name in names]
-        tiles.append(np.full(unit + (3,), _OUTSIDE_VALUE, np.uint8))
+        tiles.append(np.full((*unit, 3), _OUTSIDE_VALUE, np.uint8))
         self._tiles = np.stack(tiles)
         self._outside = len(tiles) - 1
         self._sprites: dict[str, _Sprite] = {}
@@ -74,7 +76,7 @@ class FastRenderer:
         """The observation for the current state (consumes ``world.random`` at night, as Crafter does)."""
         local = self._local_view(player)
         items = self._inventory(player.inventory)
-        canvas = np.zeros(tuple(self._size) + (3,), np.uint8)
+        canvas = np.zeros((*tuple(self._size), 3), np.uint8)
         border = (self._size - self._unit * self._view) // 2
         x, y = int(border[0]), int(border[1])
         lw, lh = local.shape[:2]
@@ -118,7 +120,7 @@ class FastRenderer:
         return frame
 
     def _light(self, canvas: Frame, daylight: float) -> npt.NDArray[np.floating]:
-        night: npt.NDArray[np.generic] = canvas
+        night: npt.NDArray[Any] = canvas
         if daylight < 0.5:
             amount = 2 * (0.5 - daylight)
             noise = self._world.random.uniform(32, 127, canvas.shape[:2])[..., None]

@@ -12,6 +12,7 @@ world is identical to ``crafter.worldgen.generate_world``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,7 +61,7 @@ class _Noise:
         self.x = np.arange(width)
         self.y = np.arange(height)
 
-    def field(self, xs: npt.NDArray[np.generic], ys: npt.NDArray[np.generic], z: float,
+    def field(self, xs: npt.NDArray[Any], ys: npt.NDArray[Any], z: float,
               sizes: dict[int, float], normalize: bool = True) -> FloatGrid:
         value: FloatGrid | float = 0
         for size, weight in sizes.items():
@@ -128,8 +129,8 @@ def _set_materials(world: World, player: objects.Player, noise: _Noise, cfg: Wor
     lava = mountain > 0.3
     lava &= noise.simple(6, 5) > 0.35
     other = ~is_start & ~is_mountain
-    sand = other & (0.25 < water) & (water <= 0.35) & (noise.simple(4, 9) > -0.2)
-    water_cells = other & ~sand & (0.3 < water)
+    sand = other & (water > 0.25) & (water <= 0.35) & (noise.simple(4, 9) > -0.2)
+    water_cells = other & ~sand & (water > 0.3)
     grassland = other & ~sand & ~water_cells
     tree_ok = grassland & (noise.simple(5, 7) > 0)
     mat[sand] = ids["sand"]

@@ -9,7 +9,7 @@ from envgen.contracts import SkillStat
 
 from .metrics import score, skill_names, std, success_rates
 from .ppo import PPO
-from .vecenv import Episode, EnvSpec, VecEnv
+from .vecenv import EnvSpec, Episode, VecEnv
 
 
 @dataclass
@@ -32,7 +32,7 @@ def eval_specs(game: str, mode: str, seed: int, count: int) -> list[EnvSpec]:
 
     if game == "crafter":
         return [EnvSpec("crafter-stock", seed + i, "eval") for i in range(count)]
-    return [EnvSpec("heist", seed + i, "eval", HeistEnvConfig(distribution_mode=mode)) for i in range(count)]  # type: ignore[arg-type]
+    return [EnvSpec("heist", seed + i, "eval", HeistEnvConfig(distribution_mode=mode)) for i in range(count)]
 
 
 def collect(agent: PPO, vec: VecEnv, episodes: int) -> tuple[list[Episode], int]:

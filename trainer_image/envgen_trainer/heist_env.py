@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from envgen.envconfig import HeistEnvConfig
 
 from .heist_catalogue import HeistCatalogue

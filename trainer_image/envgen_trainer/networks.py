@@ -10,7 +10,8 @@ from torch import nn
 def _init(layer: nn.Module, gain: float = float(np.sqrt(2))) -> nn.Module:
     if isinstance(layer, nn.Conv2d | nn.Linear):
         nn.init.orthogonal_(layer.weight, gain)
-        nn.init.constant_(layer.bias, 0.0)
+        if layer.bias is not None:
+            nn.init.constant_(layer.bias, 0.0)
     return layer
 
 
@@ -29,7 +30,7 @@ class NatureEncoder(nn.Module):
         self.out_dim = 512
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        return self.net(x)
 
 
 class _ResidualBlock(nn.Module):
@@ -39,7 +40,7 @@ class _ResidualBlock(nn.Module):
         self.conv1 = _init(nn.Conv2d(channels, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))  # type: ignore[no-any-return]
+        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
 
 
 class _Stage(nn.Module):
@@ -50,7 +51,7 @@ class _Stage(nn.Module):
         self.res = nn.Sequential(_ResidualBlock(channels), _ResidualBlock(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res(self.pool(self.conv(x)))  # type: ignore[no-any-return]
+        return self.res(self.pool(self.conv(x)))
 
 
 class ImpalaEncoder(nn.Module):
@@ -71,7 +72,7 @@ class ImpalaEncoder(nn.Module):
         self.out_dim = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.stages(x))  # type: ignore[no-any-return]
+        return self.dense(self.stages(x))
 
 
 class ActorCritic(nn.Module):
@@ -86,10 +87,10 @@ class ActorCritic(nn.Module):
         self.critic = _init(nn.Linear(self.encoder.out_dim, 1), 1.0)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(obs.permute(0, 3, 1, 2).float() / 255.0)  # type: ignore[no-any-return]
+        return self.encoder(obs.permute(0, 3, 1, 2).float() / 255.0)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.features(obs)).squeeze(-1)  # type: ignore[no-any-return]
+        return self.critic(self.features(obs)).squeeze(-1)
 
     def act(self, obs: torch.Tensor, action: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn, optim
+
 from envgen.models import as_float
 from envgen.spec import AgentSpec
-from torch import nn, optim
 
 from .networks import ActorCritic
 from .vecenv import Episode, VecEnv
@@ -69,9 +70,10 @@ class PPO:
 
     @torch.no_grad()
     def policy(self, obs: np.ndarray) -> np.ndarray:
-        """Sample actions for a batch of frames."""
+        """Sample actions for a batch of frames (one torch thread: the env workers need the cores)."""
+        self._threads(1)
         action, _, _, _ = self.net.act(torch.as_tensor(obs, device=self.device))
-        return action.cpu().numpy()  # type: ignore[no-any-return]
+        return action.cpu().numpy()
 
     def train(self, vec: VecEnv, steps: int, on_episode: Callable[[Episode], None],
               on_iteration: Callable[[IterationStats], None]) -> int:

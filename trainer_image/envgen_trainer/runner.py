@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from envgen.contracts import TrainingMetrics, TrainingTask, WeightedEnv
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig, HeistMode
 
@@ -21,7 +22,7 @@ from .evaluate import evaluate
 from .heist_env import NUM_ACTIONS as HEIST_ACTIONS
 from .metrics import env_results, score, success_rates
 from .ppo import PPO, IterationStats
-from .vecenv import Episode, EnvSpec, VecEnv
+from .vecenv import EnvKind, EnvSpec, Episode, VecEnv
 
 CRAFTER_ACTIONS = 17
 SEED_MODULUS = 2**31 - 1
@@ -154,7 +155,7 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
 
     designed: list[EnvSpec] = []
     for env, count in zip(task.envs, split_slots(task.envs, task.agent.num_envs), strict=True):
-        kind = "crafter" if isinstance(env.config, CrafterEnvConfig) else "heist"
+        kind: EnvKind = "crafter" if isinstance(env.config, CrafterEnvConfig) else "heist"
         designed += [EnvSpec(kind, _seed(task, 1000 + len(designed)), env.name, env.config) for _ in range(count)]
     designed_eps = _train_phase(agent, designed, task.designed_env_steps, "designed", progress)
 

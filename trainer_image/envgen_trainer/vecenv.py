@@ -8,6 +8,7 @@ left behind.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import signal
 import traceback
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig
 
 EnvKind = Literal["crafter", "crafter-stock", "heist"]
@@ -59,7 +61,7 @@ def make_env(spec: EnvSpec) -> GymLikeEnv:
     if spec.kind == "crafter-stock":
         import crafter
 
-        return crafter.Env(seed=spec.seed)  # type: ignore[no-any-return]
+        return crafter.Env(seed=spec.seed)
     if spec.kind == "crafter":
         from .crafter_env import ConfigurableCrafter
 
@@ -119,10 +121,8 @@ def _worker(conn: Connection, specs: list[tuple[int, EnvSpec]]) -> None:
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
     except Exception as exc:
-        try:
+        with contextlib.suppress(BrokenPipeError, OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-        except (BrokenPipeError, OSError):
-            pass
     finally:
         conn.close()
 
@@ -191,10 +191,8 @@ class VecEnv:
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit in time)."""
         for conn in self._conns:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
         for proc in self._procs:
             proc.join(JOIN_TIMEOUT_S)
             if proc.is_alive():
