@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import statistics
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write per-request results as JSON here")
     args = parser.parse_args()
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on kill, too
     rng = random.Random(1234)
     rows: list[dict[str, Any]] = []
     with EmbeddedLLM() as llm:

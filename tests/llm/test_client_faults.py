@@ -88,7 +88,8 @@ def test_500_after_retries_is_a_design_error(stub_llm: StubLLM) -> None:
     with pytest.raises(DesignError, match="no answer after 2 tries") as info:
         designer(stub_llm).design(request())
     assert info.value.design is not None
-    assert [a["status"] for a in info.value.design.attempts] == [503, 503]
+    attempts = info.value.design.attempts
+    assert [(a["status"], a["error"]) for a in attempts] == [(503, "HTTP 503"), (503, "InternalServerError")]
 
 
 def test_400_on_response_format_falls_back_and_is_remembered(stub_llm: StubLLM) -> None:

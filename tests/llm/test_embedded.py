@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from envgen.achievements import ACHIEVEMENTS
-from envgen.contracts import CycleFeedback, CycleHistory, DesignRequest, SkillStat
+from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers import LLMDesigner
+from envgen.designers.catalogue import CRAFTER_PRACTICE
 from envgen.llm import LLMClient, LLMSettings, MemoryRecordStore
 from envgen.llm.embedded import (
     LLAMA_CPP_VERSION,
@@ -100,19 +101,13 @@ def test_real_heist_configs_are_schema_valid(llm_server: str) -> None:
 
 @pytest.mark.llm
 def test_real_feedback_turn_carries_the_success_table(llm_server: str) -> None:
-    d = designer(llm_server)
-    first = d.design(DesignRequest(game="heist", cycle=1, num_envs=2))
-    rates = {"heist_success": SkillStat(mean=12.4, std=3.6)}
-    history = [CycleHistory(design=first, feedback=CycleFeedback(cycle=1, success=rates))]
-    second = d.design(DesignRequest(game="heist", cycle=2, num_envs=2, history=history))
-    assert "heist_success: 12% +/- 4%" in second.chat[1].content
-    assert second.chat[-1].role == "assistant" and len(second.envs) == 2
-
-    crafter_rates = {a: SkillStat(mean=10.0 * (i % 10), std=1.0) for i, a in enumerate(ACHIEVEMENTS)}
-    prev = d.design(DesignRequest(game="crafter", cycle=1, num_envs=1))
-    history = [CycleHistory(design=prev, feedback=CycleFeedback(cycle=1, success=crafter_rates))]
-    adapted = d.design(DesignRequest(game="crafter", cycle=2, num_envs=1, history=history))
-    assert "collect_iron: 30% +/- 1%" in adapted.chat[1].content and len(adapted.envs) == 1
+    previous = CycleDesign(cycle=1, designer="llm", envs=[CRAFTER_PRACTICE["collect_coal"].env])
+    rates = {a: SkillStat(mean=10.0 * (i % 10), std=1.4) for i, a in enumerate(ACHIEVEMENTS)}
+    history = [CycleHistory(design=previous, feedback=CycleFeedback(cycle=1, success=rates))]
+    design = designer(llm_server).design(DesignRequest(game="crafter", cycle=2, num_envs=1, history=history))
+    prompt = design.chat[1].content
+    assert "collect_iron: 30% +/- 1%" in prompt and "practice-collect-coal" in prompt
+    assert design.chat[-1].role == "assistant" and len(design.envs) == 1
 
 
 @pytest.mark.llm

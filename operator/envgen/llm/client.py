@@ -117,6 +117,8 @@ class _AttemptTransport(httpx2.BaseTransport):
             self.attempts.append({"status": None, "error": type(exc).__name__, "latencySeconds": _secs(started)})
             raise
         attempt: dict[str, Any] = {"status": response.status_code, "latencySeconds": _secs(started)}
+        if response.status_code >= 400:
+            attempt["error"] = f"HTTP {response.status_code}"
         if response.status_code >= 500:
             response.read()
             if _FORMAT_RE.search(response.text):
@@ -198,6 +200,8 @@ class LLMClient:
             try:
                 return self._call(request, rung, key, log)
             except openai.APIStatusError as exc:
+                if log.attempts:
+                    log.attempts[-1]["error"] = type(exc).__name__
                 if _is_format_rejection(exc) and self._rung < len(RUNGS) - 1:
                     rejected = {"status": exc.status_code, "error": type(exc).__name__}
                     if self.records is not None:
