@@ -14,10 +14,15 @@ EXIT_INVALID = 2
 
 def _run(args: argparse.Namespace) -> int:
     run = load_run(args.file)
+    from .llm.embedded import EmbeddedLLMError
     from .local.runner import run_local
 
     root = Path(args.run_dir) if args.run_dir else Path("runs") / run.name
-    return run_local(run, root, quiet=args.quiet)
+    try:
+        return run_local(run, root, quiet=args.quiet)
+    except EmbeddedLLMError as exc:
+        print(f"error: the embedded LLM could not start: {exc}", file=sys.stderr)
+        return 1
 
 
 def _validate(args: argparse.Namespace) -> int:

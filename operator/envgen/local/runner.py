@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ class LocalDesigner:
             from ..llm.embedded import EmbeddedLLM
 
             self.progress.note("starting the embedded LLM (SmolLM2-135M on llama.cpp)")
-            self._server = EmbeddedLLM(pid_dir=self.rundir.root)
+            self._server = EmbeddedLLM(state_dir=self.rundir.root / "llm-server")
             self._server.start()
             base_url = self._server.base_url
         return make_designer(
@@ -116,6 +117,10 @@ def _design_line(design: CycleDesign) -> str:
     return f"cycle {design.cycle} envs: {envs}{llm}{flagged}"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_local(
     run: EnvGenRun,
     root: Path,
@@ -132,6 +137,7 @@ def run_local(
     if resumed:
         progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
     designer = LocalDesigner(run, rundir, progress)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         while True:
             actions = step(run, designer, backend)
