@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from envgen.spec import AgentSpec
 
+from envgen.spec import AgentSpec
 from envgen_trainer.ppo import PPO
 from envgen_trainer.vecenv import EnvKind, EnvSpec, VecEnv
 
