@@ -17,7 +17,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
-from ..engine import Finish, Observed, ObservedTask, RunSummary
+from ..engine import Finish, Observed, ObservedTask, RunSummary, TaskState
 from .rundir import RunDir, read_json, write_atomic, write_json
 
 
@@ -74,6 +74,7 @@ class LocalBackend:
         attempt = int(_read_text(folder / "attempt") or 1)
         exit_text = _read_text(folder / "exit-code")
         metrics = self._metrics(name, folder)
+        state: TaskState
         if exit_text is None:
             state, reason = "running", None
         elif exit_text == "0":
