@@ -6,7 +6,8 @@ at temperature 0.7 so that answers differ. Reports the first-try schema-valid ra
 valid after the one repair turn, latency (mean/p50/p95 per request, repairs included) and the critic's
 findings on the accepted sets. The critic's repair turn is off here so each request is one design call.
 
-    .venv/bin/python bench/llm_p3.py --requests 50 --out /tmp/llm_p3.json
+    .venv/bin/python bench/llm_p3.py --requests 50 --out /tmp/llm_p3.json | tee /tmp/llm_p3.log
+    .venv/bin/python bench/llm_p3.py --summarize /tmp/llm_p3.log     # a partial run's rows so far
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-tokens", type=int, default=2048)
     parser.add_argument("--out", default=None, help="write per-request results as JSON here")
+    parser.add_argument("--summarize", default=None, help="only summarise the rows in this --out file or log")
     args = parser.parse_args()
+    if args.summarize:
+        print(summary(read_rows(args.summarize), args))
+        return
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on kill, too
     rng = random.Random(1234)
@@ -102,6 +107,15 @@ def main() -> None:
         with open(args.out, "w") as fh:
             json.dump(rows, fh, indent=1)
     print(summary(rows, args))
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """Rows from an --out file (a JSON list) or from this script's output (one JSON object per line)."""
+    with open(path) as fh:
+        text = fh.read()
+    if text.lstrip().startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
