@@ -19,9 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.llm]
 def full_spec(base_url: str) -> dict[str, Any]:
     return {
         "game": "crafter",
-        "designer": {"type": "llm"},
-        "llm": {"baseURL": base_url, "model": "smollm2-135m", "temperature": "0", "timeoutSeconds": 300},
-        "envsPerCycle": 2,
+        "designer": {"type": "llm", "critic": False},
+        "llm": {"baseURL": base_url, "model": "smollm2-135m", "temperature": "0", "timeoutSeconds": 300,
+                "maxTokens": 1024},
+        "envsPerCycle": 1,
         "cycles": 2,
         "training": {"designedEnvSteps": 1024, "gameSteps": 512, "finalSteps": 512, "evalEpisodes": 2,
                      "evalRuns": 2, "designedEnvLength": 256},
