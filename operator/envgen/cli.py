@@ -55,7 +55,7 @@ def _llm_serve(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from .k8s.operator import run as run_operator
 
-    run_operator(args.namespace, args.metrics_port, args.liveness_port)
+    run_operator(args.namespace or [], args.metrics_port, args.liveness_port)
     return 0
 
 
@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_llm_serve)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator")
-    p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
+    p.add_argument(
+        "--namespace", action="append", help="a namespace to watch; repeat for several (default: all)"
+    )
     p.add_argument("--metrics-port", type=int, default=8080)
     p.add_argument("--liveness-port", type=int, default=None)
     p.set_defaults(func=_operator)

@@ -96,8 +96,8 @@ def make_api_client() -> client.ApiClient:
         return config.new_client_from_config()
 
 
-def run(namespace: str | None, metrics_port: int, liveness_port: int | None) -> None:
-    """Run the operator until interrupted: one namespace, or all of them when ``namespace`` is None."""
+def run(namespaces: list[str], metrics_port: int, liveness_port: int | None) -> None:
+    """Run the operator until interrupted: in the given namespaces, or in all of them when the list is empty."""
     kopf.configure(verbose=False)
     prom.serve(metrics_port)
     cfg = OperatorConfig(api=make_api_client(), interval_seconds=float(os.environ.get(INTERVAL_ENV, "10")))
@@ -105,7 +105,7 @@ def run(namespace: str | None, metrics_port: int, liveness_port: int | None) -> 
         registry=make_registry(cfg),
         settings=make_settings(cfg),
         standalone=True,
-        clusterwide=namespace is None,
-        namespaces=[namespace] if namespace else (),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
     )
