@@ -13,7 +13,7 @@ import yaml
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import Designer, make_designer
 from ..driver import step
-from ..engine import summarize
+from ..engine import Observed, summarize
 from ..spec import EnvGenRun, EnvGenRunSpec, SpecError
 from .backend import LocalBackend
 from .progress import Progress
@@ -121,6 +121,26 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _drive(
+    run: EnvGenRun, designer: LocalDesigner, backend: LocalBackend, progress: Progress, poll_seconds: float
+) -> Observed:
+    """Step the engine until the run ends (or is suspended); returns what exists at that point."""
+    while True:
+        actions = step(run, designer, backend)
+        observed = backend.observe()
+        progress.update(summarize(run.spec, observed), backend.processes)
+        if observed.finished:
+            return observed
+        if not actions and not backend.processes:
+            if run.spec.suspend:
+                progress.note("spec.suspend is true: no new tasks; set it to false and re-run to continue")
+                return observed
+            raise RuntimeError("the engine asked for nothing while no task is running")
+        while backend.processes and not backend.poll():
+            progress.update(None, backend.processes)
+            time.sleep(poll_seconds)
+
+
 def run_local(
     run: EnvGenRun,
     root: Path,
@@ -137,31 +157,25 @@ def run_local(
     if resumed:
         progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
     designer = LocalDesigner(run, rundir, progress)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
-        while True:
-            actions = step(run, designer, backend)
-            observed = backend.observe()
-            progress.update(summarize(run.spec, observed), backend.processes)
-            if observed.finished:
-                break
-            if not actions and not backend.processes:
-                if run.spec.suspend:
-                    progress.note("spec.suspend is true: no new tasks; set it to false and re-run to continue")
-                    return EXIT_SUCCEEDED
-                raise RuntimeError("the engine asked for nothing while no task is running")
-            while backend.processes and not backend.poll():
-                progress.update(None, backend.processes)
-                time.sleep(poll_seconds)
+        observed = _drive(run, designer, backend, progress, poll_seconds)
     except KeyboardInterrupt:
-        backend.stop_all()
-        progress.close()
-        print(f"\ninterrupted: re-run the same command to resume from {root}")
-        return EXIT_INTERRUPTED
+        observed = None
     finally:
+        # a second Ctrl-C or SIGTERM must not cut the clean-up short
+        sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         designer.close()
         backend.stop_all()
         progress.close()
+        signal.signal(signal.SIGINT, sigint)
+        signal.signal(signal.SIGTERM, previous)
+    if observed is None:
+        print(f"\ninterrupted: re-run the same command to resume from {root}")
+        return EXIT_INTERRUPTED
+    if not observed.finished:
+        return EXIT_SUCCEEDED  # suspended
     outcome = read_json(rundir.finished) or {}
     files = write_report(run, observed, rundir.report, outcome)
     print(f"\n{run.name}: {outcome.get('outcome')} ({outcome.get('reason')}) - {outcome.get('message')}\n")
