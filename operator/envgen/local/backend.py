@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
 from ..engine import Finish, Observed, ObservedTask, RunSummary, TaskState
+from ..processes import die_with_parent
 from .rundir import RunDir, read_json, write_atomic, write_json
 
 
@@ -133,7 +133,7 @@ class LocalBackend:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the runner only; it stops the trainers itself
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         write_atomic(folder / "pid", str(popen.pid))
         self.processes[task.name] = _Process(popen, log)
@@ -201,12 +201,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text().strip()
     except OSError:
         return None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the runner dies, even from SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _kill_orphan(folder: Path) -> None:
