@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from envgen.atomic import atomic_file
 
 from .ppo import PPO, Counters
 
@@ -58,24 +59,8 @@ def save(agent: PPO, path: str | os.PathLike[str]) -> None:
         "counters": asdict(agent.counters),
         "rng": _rng_state(),
     }
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(doc, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with atomic_file(target) as fh:
+        torch.save(doc, fh)
 
 
 def load(agent: PPO, path: str | os.PathLike[str]) -> None:

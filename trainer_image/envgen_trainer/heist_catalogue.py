@@ -10,11 +10,12 @@ initial state, so a config runs as "set_state to a matching level" at every rese
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from envgen.atomic import atomic_file
 
 WALL = 51
 SCAN_BATCH = 64
@@ -83,16 +84,8 @@ class HeistCatalogue:
         info = np.array([[lv.seed, lv.num_keys, lv.world_dim, lv.maze_size] for lv in self.levels], np.int64)
         offsets = np.cumsum([0, *(len(s) for s in self._states)]).astype(np.int64)
         states = np.frombuffer(b"".join(self._states), np.uint8)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".catalogue-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, info=info, states=states, offsets=offsets, batches=self._batches)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.path) as fh:
+            np.savez_compressed(fh, info=info, states=states, offsets=offsets, batches=self._batches)
 
     def _scan_batch(self) -> None:
         from procgen import ProcgenGym3Env

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from envgen import atomic
 from envgen.contracts import TrainingMetrics, TrainingTask, WeightedEnv
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig, HeistMode
 
@@ -34,17 +33,7 @@ class InvalidTask(ValueError):
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     """Write JSON via a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, doc, indent=1)
 
 
 def validate(task: TrainingTask) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
+
+from .. import atomic
 
 KEY_FIELDS = ("model", "messages", "response_format", "temperature", "max_tokens")
 
@@ -68,12 +68,4 @@ class DirectoryRecordStore:
         return doc if isinstance(doc, dict) else None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{key[:12]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(record, fh, indent=1, sort_keys=True, ensure_ascii=False)
-            os.replace(tmp, self._file(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_json(self._file(key), record, indent=1, sort_keys=True)

@@ -15,10 +15,11 @@ from typing import IO
 
 from pydantic import ValidationError
 
+from .. import atomic
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
 from ..engine import Finish, Observed, ObservedTask, RunSummary, TaskState
 from ..processes import die_with_parent
-from .rundir import RunDir, read_json, write_atomic, write_json
+from .rundir import RunDir, read_json, write_json
 
 
 @dataclass
@@ -125,7 +126,7 @@ class LocalBackend:
             }
         )
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "attempt", str(attempt))
+        atomic.write_text(folder / "attempt", str(attempt))
         write_json(folder / "task.json", local)
         log = (folder / "train.log").open("ab")
         popen = subprocess.Popen(
@@ -135,7 +136,7 @@ class LocalBackend:
             start_new_session=True,  # Ctrl-C reaches the runner only; it stops the trainers itself
             preexec_fn=die_with_parent,
         )
-        write_atomic(folder / "pid", str(popen.pid))
+        atomic.write_text(folder / "pid", str(popen.pid))
         self.processes[task.name] = _Process(popen, log)
 
     def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
@@ -162,7 +163,7 @@ class LocalBackend:
             code = proc.popen.poll()
             if code is None:
                 continue
-            write_atomic(self.dir.task(name) / "exit-code", str(code))
+            atomic.write_text(self.dir.task(name) / "exit-code", str(code))
             proc.log.close()
             del self.processes[name]
             ended.append(name)

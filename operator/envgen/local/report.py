@@ -67,7 +67,8 @@ def _markdown(
         f"{spec.training.designed_env_steps} designed-env + {spec.training.game_steps} game steps; "
         f"final {spec.training.final_steps} steps",
         f"- final score: {'n/a' if summary.final_score is None else f'{summary.final_score:.2f}'}; "
-        f"best: {summary.best_score and round(summary.best_score, 2)} (phase {summary.best_cycle})",
+        f"best: {_fmt(summary.best_score)}"
+        + (f" ({_label(summary.best_cycle, spec.cycles)})" if summary.best_cycle else ""),
         f"- LLM: {summary.llm_usage.calls} calls ({summary.llm_usage.cached_calls} replayed), "
         f"{summary.llm_usage.prompt_tokens} prompt + {summary.llm_usage.completion_tokens} completion tokens, "
         f"{summary.llm_usage.latency_seconds:.1f} s",

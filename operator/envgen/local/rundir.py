@@ -20,33 +20,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from .. import atomic
 
 
 def write_json(path: Path, doc: BaseModel | dict[str, Any]) -> None:
     """Atomic JSON write of a model (camelCase) or a dict."""
     data = doc.model_dump(mode="json", by_alias=True, exclude_none=True) if isinstance(doc, BaseModel) else doc
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    atomic.write_json(path, data)
 
 
 def read_json(path: Path) -> Any | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .. import atomic
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import Designer, make_designer
 from ..driver import step
@@ -18,7 +19,7 @@ from ..spec import EnvGenRun, EnvGenRunSpec, SpecError
 from .backend import LocalBackend
 from .progress import Progress
 from .report import summary_table, write_report
-from .rundir import RunDir, read_json, write_atomic, write_json
+from .rundir import RunDir, read_json, write_json
 
 # Spec fields that may change between an interrupted run and its resumption.
 MUTABLE_FIELDS = {"suspend", "max_failed_tasks", "active_deadline_seconds", "objective"}
@@ -42,7 +43,7 @@ def prepare_run_dir(run: EnvGenRun, root: Path) -> RunDir:
                 "Use another --run-dir, or restore the original values to resume."
             )
     root.mkdir(parents=True, exist_ok=True)
-    write_atomic(rundir.spec, yaml.safe_dump(run.dump(), sort_keys=False))
+    atomic.write_text(rundir.spec, yaml.safe_dump(run.dump(), sort_keys=False))
     if read_json(rundir.info) is None:
         write_json(rundir.info, {"name": run.name, "startedAt": time.time()})
     return rundir
