@@ -20,7 +20,7 @@ from crafter import constants, objects
 from envgen.envconfig import CrafterEnvConfig
 
 from .crafter_render import FastRenderer, Frame
-from .crafter_worldgen import WorldGenSettings, generate_world
+from .crafter_worldgen import WorldGenSettings, generate_world, make_creature
 
 PLANT_NEARLY_RIPE = 295  # a pre-placed plant is ripe a few steps after reset
 MOB_TRIES = 100
@@ -171,12 +171,7 @@ class ConfigurableCrafter(crafter.Env):
             pos = player.pos + offset
             material, obj = world[pos]
             if obj is None and material in constants.walkable and np.abs(offset).sum() >= 3:
-                if kind == "cow":
-                    world.add(objects.Cow(world, pos))
-                elif kind == "zombie":
-                    world.add(objects.Zombie(world, pos, player))
-                else:
-                    world.add(objects.Skeleton(world, pos, player))
+                world.add(make_creature(kind, world, pos, player))
                 return
 
     # ---- creature balancing ----------------------------------------------------------------------------

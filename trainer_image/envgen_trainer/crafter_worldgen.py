@@ -215,9 +215,13 @@ def _set_objects(world: World, player: objects.Player, tunnels: npt.NDArray[np.b
     if used:
         world.random.uniform(size=used)
     for kind, pos in placed:
-        if kind == "cow":
-            world.add(objects.Cow(world, pos))
-        elif kind == "zombie":
-            world.add(objects.Zombie(world, pos, player))
-        else:
-            world.add(objects.Skeleton(world, pos, player))
+        world.add(make_creature(kind, world, pos, player))
+
+
+def make_creature(kind: str, world: World, pos: Any, player: objects.Player) -> objects.Object:
+    """A cow, zombie or skeleton at ``pos`` (zombies and skeletons hunt ``player``)."""
+    if kind == "cow":
+        return objects.Cow(world, pos)
+    if kind == "zombie":
+        return objects.Zombie(world, pos, player)
+    return objects.Skeleton(world, pos, player)
