@@ -6,6 +6,5 @@ trainer all import the shared models from here.
 
 API_GROUP = "envgen.dev"
 API_VERSION = "v1alpha1"
-API_VERSION_FULL = f"{API_GROUP}/{API_VERSION}"
 
 __version__ = "0.1.0"
