@@ -66,9 +66,11 @@ def _markdown(
         f"- {spec.cycles} cycles x {spec.envs_per_cycle} envs, {spec.seeds} seed(s); per cycle "
         f"{spec.training.designed_env_steps} designed-env + {spec.training.game_steps} game steps; "
         f"final {spec.training.final_steps} steps",
-        f"- final score: {'n/a' if summary.final_score is None else f'{summary.final_score:.2f}'}; "
+        f"- final score (evaluation in the unmodified game): {_fmt(summary.final_score)}; "
         f"best: {_fmt(summary.best_score)}"
         + (f" ({_label(summary.best_cycle, spec.cycles)})" if summary.best_cycle else ""),
+        f"- final-phase training score (the paper's definition: over the final phase's training episodes): "
+        f"{_fmt(_final_train_score(observed))}",
         f"- LLM: {summary.llm_usage.calls} calls ({summary.llm_usage.cached_calls} replayed), "
         f"{summary.llm_usage.prompt_tokens} prompt + {summary.llm_usage.completion_tokens} completion tokens, "
         f"{summary.llm_usage.latency_seconds:.1f} s",
@@ -117,6 +119,16 @@ def _design_section(design: CycleDesign, fb: CycleFeedback | None) -> list[str]:
         lines += ["", "Notes:"] + [f"- {n}" for n in design.notes]
     lines.append("")
     return lines
+
+
+def _final_train_score(observed: Observed) -> float | None:
+    """Mean over seeds of the Crafter score over the final phase's training episodes."""
+    scores = [
+        t.metrics.train_score
+        for t in observed.tasks
+        if t.phase == "final" and t.usable and t.metrics is not None and t.metrics.train_score is not None
+    ]
+    return sum(scores) / len(scores) if scores else None
 
 
 def _fmt(value: float | None) -> str:
