@@ -8,6 +8,7 @@ them after a crash or restart.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from .contracts import CycleDesign, TrainingMetrics, TrainingTask
@@ -61,12 +62,24 @@ def execute(action: Action, designer: Designer, backend: Backend, summary: RunSu
         backend.finish(action, summary)
 
 
-def step(run: EnvGenRun, designer: Designer, backend: Backend) -> list[Action]:
-    """One observe -> decide -> act round. Returns the actions carried out (empty: wait for tasks)."""
+@dataclass(frozen=True)
+class StepResult:
+    """What one round did, and the world after it."""
+
+    actions: list[Action]
+    observed: Observed
+    summary: RunSummary
+
+
+def step(run: EnvGenRun, designer: Designer, backend: Backend) -> StepResult:
+    """One observe -> decide -> act round. No actions means: wait for running tasks."""
     observed = backend.observe()
     actions = decide(run.name, run.spec, observed)
     summary = summarize(run.spec, observed)
     for action in actions:
         execute(action, designer, backend, summary)
-    backend.publish(summarize(run.spec, backend.observe()) if actions else summary)
-    return actions
+    if actions:
+        observed = backend.observe()
+        summary = summarize(run.spec, observed)
+    backend.publish(summary)
+    return StepResult(actions, observed, summary)

@@ -172,6 +172,7 @@ class _View:
         self.observed = observed
         self.final_cycle = spec.cycles + 1
         self.attempts: dict[tuple[int, int], list[ObservedTask]] = {}
+        self._feedback: dict[int, CycleFeedback] = {}
         for t in sorted(observed.tasks, key=lambda t: t.attempt):
             self.attempts.setdefault((t.cycle, t.seed), []).append(t)
 
@@ -187,8 +188,11 @@ class _View:
         return all(self.done(cycle, s) for s in range(self.spec.seeds))
 
     def feedback(self, cycle: int) -> CycleFeedback:
-        metrics = [t.metrics for s in range(self.spec.seeds) if (t := self.done(cycle, s)) and t.metrics]
-        return aggregate_feedback(cycle, metrics)
+        """Pooled evaluation of a cycle's seeds (computed once per view)."""
+        if cycle not in self._feedback:
+            metrics = [t.metrics for s in range(self.spec.seeds) if (t := self.done(cycle, s)) and t.metrics]
+            self._feedback[cycle] = aggregate_feedback(cycle, metrics)
+        return self._feedback[cycle]
 
     def failures(self) -> int:
         return sum(1 for t in self.observed.tasks if t.failed) + self.observed.design_failures
@@ -220,7 +224,7 @@ def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
 
 
 def _terminal(view: _View) -> Finish | None:
-    spec, summary = view.spec, summarize(view.spec, view.observed)
+    spec, summary = view.spec, _summarize(view)
     if spec.objective.goal_score is not None:
         goal = as_float(spec.objective.goal_score)
         reached = [s for s in summary.scores if s.score is not None and s.score >= goal]
@@ -313,7 +317,11 @@ def _with_length(config: EnvConfig, length: int) -> EnvConfig:
 
 def summarize(spec: EnvGenRunSpec, observed: Observed) -> RunSummary:
     """Progress, scores and the latest per-skill success of a run."""
-    view = _View(spec, observed)
+    return _summarize(_View(spec, observed))
+
+
+def _summarize(view: _View) -> RunSummary:
+    spec, observed = view.spec, view.observed
     counts = TaskCounts(
         active=sum(1 for t in observed.tasks if t.state == "running"),
         succeeded=sum(1 for t in observed.tasks if t.usable),

@@ -12,10 +12,10 @@ from envgen.engine import Observed, build_task
 from envgen.local.backend import LocalBackend
 from envgen.local.rundir import RunDir
 from envgen.local.runner import prepare_run_dir
-from envgen.spec import SpecError, parse_run
+from envgen.spec import EnvGenRun, SpecError, parse_run
 
 
-def make_run(**spec: object):  # type: ignore[no-untyped-def]
+def make_run(**spec: object) -> EnvGenRun:
     return parse_run(
         {"apiVersion": "envgen.dev/v1alpha1", "kind": "EnvGenRun", "metadata": {"name": "b"}, "spec": spec}
     )

@@ -14,7 +14,7 @@ from .. import atomic
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import Designer, make_designer
 from ..driver import step
-from ..engine import Observed, summarize
+from ..engine import Observed
 from ..spec import EnvGenRun, EnvGenRunSpec, SpecError
 from .backend import LocalBackend
 from .progress import Progress
@@ -127,15 +127,14 @@ def _drive(
 ) -> Observed:
     """Step the engine until the run ends (or is suspended); returns what exists at that point."""
     while True:
-        actions = step(run, designer, backend)
-        observed = backend.observe()
-        progress.update(summarize(run.spec, observed), backend.processes)
-        if observed.finished:
-            return observed
-        if not actions and not backend.processes:
+        result = step(run, designer, backend)
+        progress.update(result.summary, backend.processes)
+        if result.observed.finished:
+            return result.observed
+        if not result.actions and not backend.processes:
             if run.spec.suspend:
                 progress.note("spec.suspend is true: no new tasks; set it to false and re-run to continue")
-                return observed
+                return result.observed
             raise RuntimeError("the engine asked for nothing while no task is running")
         while backend.processes and not backend.poll():
             progress.update(None, backend.processes)
