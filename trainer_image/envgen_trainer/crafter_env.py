@@ -18,6 +18,7 @@ import numpy.typing as npt
 from crafter import constants, objects
 
 from envgen.envconfig import CrafterEnvConfig
+from envgen.games import SEED_MODULUS
 
 from .crafter_render import FastRenderer, Frame
 from .crafter_worldgen import WorldGenSettings, generate_world, make_creature
@@ -74,7 +75,7 @@ class ConfigurableCrafter(crafter.Env):
         center = (self._world.area[0] // 2, self._world.area[1] // 2)
         self._episode += 1
         self._step = 0
-        self._world.reset(seed=hash((self._seed, self._episode)) % (2**31 - 1))
+        self._world.reset(seed=hash((self._seed, self._episode)) % SEED_MODULUS)
         self._update_time()
         self._player = objects.Player(self._world, center)
         for item, amount in self._inventory.items():

@@ -22,6 +22,8 @@ from crafter.engine import World
 from numba import njit
 from opensimplex.internals import _noise3
 
+from envgen.games import SEED_MODULUS
+
 FloatGrid = npt.NDArray[np.float64]
 
 COW_THRESHOLD = 0.985
@@ -80,7 +82,7 @@ def generate_world(world: World, player: objects.Player, settings: WorldGenSetti
     """Fill ``world`` with materials and creatures like Crafter's ``generate_world``, with ``settings`` applied."""
     random = world.random
     width, height = world.area
-    noise = _Noise(random.randint(0, 2**31 - 1), width, height)
+    noise = _Noise(random.randint(0, SEED_MODULUS), width, height)
     tunnels = _set_materials(world, player, noise, settings)
     _set_objects(world, player, tunnels, settings)
 

@@ -13,11 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from envgen.envconfig import HeistEnvConfig
+from envgen.games import HEIST, SEED_MODULUS
 
 from .heist_catalogue import HeistCatalogue
 
-SUCCESS = "heist_success"
-NUM_ACTIONS = 15
+SUCCESS = HEIST.skills[0]
+NUM_ACTIONS = HEIST.num_actions
 
 
 class HeistEnv:
@@ -31,9 +32,9 @@ class HeistEnv:
         self.config = config or HeistEnvConfig()
         self._env = ProcgenGym3Env(
             num=1, env_name="heist", distribution_mode=self.config.distribution_mode,
-            start_level=0, num_levels=0, rand_seed=int(seed) % (2**31 - 1),
+            start_level=0, num_levels=0, rand_seed=int(seed) % SEED_MODULUS,
         )
-        self._rng = np.random.RandomState(seed % (2**31 - 1))
+        self._rng = np.random.RandomState(seed % SEED_MODULUS)
         self._levels: list[bytes] = []
         if not self.config.is_stock():
             self._levels = HeistCatalogue(self.config.distribution_mode).states(

@@ -5,16 +5,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from envgen.achievements import ACHIEVEMENTS, crafter_score
 from envgen.contracts import EnvResult
+from envgen.games import game as game_of
 
-from .heist_env import SUCCESS
 from .vecenv import Episode
 
 
 def skill_names(game: str) -> tuple[str, ...]:
     """The skills a game reports: Crafter's 22 achievements, or Heist's success."""
-    return ACHIEVEMENTS if game == "crafter" else (SUCCESS,)
+    return game_of(game).skills
 
 
 def success_rates(episodes: Sequence[Episode], game: str) -> dict[str, float]:
@@ -24,8 +23,8 @@ def success_rates(episodes: Sequence[Episode], game: str) -> dict[str, float]:
 
 
 def score(success: dict[str, float], game: str) -> float:
-    """Crafter score (geometric mean with +1 offset) or, for Heist, the success percent."""
-    return crafter_score(success) if game == "crafter" else success[SUCCESS]
+    """The game's score: Crafter's geometric mean with +1 offset, Heist's success percent."""
+    return game_of(game).score(success)
 
 
 def std(values: Sequence[float]) -> float:

@@ -15,16 +15,13 @@ import torch
 from envgen import atomic
 from envgen.contracts import TrainingMetrics, TrainingTask, WeightedEnv
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig, HeistMode
+from envgen.games import SEED_MODULUS, game
 
 from . import checkpoint
 from .evaluate import evaluate
-from .heist_env import NUM_ACTIONS as HEIST_ACTIONS
 from .metrics import env_results, score, success_rates
 from .ppo import PPO, IterationStats
 from .vecenv import EnvKind, EnvSpec, Episode, VecEnv
-
-CRAFTER_ACTIONS = 17
-SEED_MODULUS = 2**31 - 1
 
 
 class InvalidTask(ValueError):
@@ -134,8 +131,7 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     random.seed(_seed(task, 1))
     np.random.seed(_seed(task, 2))
     torch.manual_seed(_seed(task, 3))
-    actions = CRAFTER_ACTIONS if task.game == "crafter" else HEIST_ACTIONS
-    agent = PPO(task.agent, actions)
+    agent = PPO(task.agent, game(task.game).num_actions)
     if task.checkpoint_in is not None:
         checkpoint.load(agent, task.checkpoint_in)
     mode = heist_mode(task)
@@ -149,11 +145,11 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     designed_eps = _train_phase(agent, designed, task.designed_env_steps, "designed", progress)
 
     if task.game == "crafter":
-        game = [EnvSpec("crafter", _seed(task, 5000 + i)) for i in range(task.agent.num_envs)]
+        game_envs = [EnvSpec("crafter", _seed(task, 5000 + i)) for i in range(task.agent.num_envs)]
     else:
-        game = [EnvSpec("heist", _seed(task, 5000 + i), "game", HeistEnvConfig(distribution_mode=mode))
+        game_envs = [EnvSpec("heist", _seed(task, 5000 + i), "game", HeistEnvConfig(distribution_mode=mode))
                 for i in range(task.agent.num_envs)]
-    game_eps = _train_phase(agent, game, task.game_steps, "game", progress)
+    game_eps = _train_phase(agent, game_envs, task.game_steps, "game", progress)
     train_steps = progress.base
     checkpoint.save(agent, task.checkpoint_out)
 
