@@ -1,10 +1,19 @@
-"""Fixtures of the Kubernetes tests: a cluster (kmock in-process, or ENVGEN_TEST_KUBECONFIG), the operator."""
+"""Fixtures of the Kubernetes tests: a cluster (kmock in-process, or a real API server), the operator.
+
+``cluster`` is kmock unless ``ENVGEN_TEST_KUBECONFIG`` names a real cluster; ``real_cluster`` is always a real
+API server (see ``control_plane``) and skips without one. Each test gets a fresh ``envgen-test-*`` namespace;
+on a real server its runs lose their finalizers and the namespace is deleted, and the session waits until
+every namespace it made is gone, so nothing is left behind or stuck Terminating.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import kubernetes.config.kube_config as kube_config
@@ -14,29 +23,159 @@ from kmock._internal.apps import Server
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from envgen.k8s import API_GROUP, API_VERSION, RUNS_PLURAL
 from envgen.k8s.crd import cycle_crd, run_crd
 
+from . import control_plane
 from .harness import Cluster, JobPlayer, OperatorProcess, call, job_mode
 from .kmock_plus import Emulator
 
-REAL_KUBECONFIG = os.environ.get("ENVGEN_TEST_KUBECONFIG")
+EVERYWHERE = os.environ.get("ENVGEN_TEST_KUBECONFIG")  # every cluster test on this cluster, not kmock
+NAMESPACE_PREFIX = "envgen-test-"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_server: needs a real Kubernetes API server (see tests/k8s/control_plane.py)"
+    )
 
 
 def _kubeconfig(url: str, path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "k", "cluster": {"server": url}}],
-        "users": [{"name": "k", "user": {"token": "t"}}],
-        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
-        "current-context": "k",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "k", "cluster": {"server": url}}],
+                "users": [{"name": "k", "user": {"token": "t"}}],
+                "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+                "current-context": "k",
+            }
+        )
+    )
     return path
 
 
+@dataclass
+class RealServer:
+    """A real API server for the session, with the current CRDs installed."""
+
+    kubeconfig: Path
+    api: client.ApiClient
+    namespaces: list[str] = field(default_factory=list)
+
+
+def install_crds(api: client.ApiClient) -> list[str]:
+    """Create (or replace with the current schema) both CRDs and wait until served; the names created."""
+    ext = client.ApiextensionsV1Api(api)
+    created = []
+    for crd in (run_crd(), cycle_crd()):
+        name = crd["metadata"]["name"]
+        try:
+            ext.create_custom_resource_definition(crd)
+            created.append(name)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = ext.read_custom_resource_definition(name)
+            ext.replace_custom_resource_definition(
+                name, {**crd, "metadata": {**crd["metadata"], "resourceVersion": current.metadata.resource_version}}
+            )
+    deadline = time.monotonic() + 60
+    for crd in (run_crd(), cycle_crd()):
+        while True:
+            conds = ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conds):
+                break
+            assert time.monotonic() < deadline, f"{crd['metadata']['name']} not Established"
+            time.sleep(0.2)
+    return created
+
+
+@pytest.fixture(scope="session")
+def real_server() -> Iterator[RealServer]:
+    """The session's real API server (given, or the shared control plane started for it); skips without one."""
+    given = control_plane.given_kubeconfig()
+    if given is None and not control_plane.available():
+        pytest.skip("no real API server: set ENVGEN_TEST_REAL_KUBECONFIG or provide ../shared/k8s")
+    with _server_kubeconfig(given) as kubeconfig:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        server = RealServer(kubeconfig=kubeconfig, api=api)
+        created = install_crds(api)
+        try:
+            yield server
+        finally:
+            left = _wait_namespaces_gone(api, server.namespaces)
+            if given is not None:
+                ext = client.ApiextensionsV1Api(api)
+                for name in created:
+                    ext.delete_custom_resource_definition(name)
+            api.close()
+            assert not left, f"namespaces left behind (stuck Terminating?): {left}"
+
+
+def _server_kubeconfig(given: Path | None) -> AbstractContextManager[Path]:
+    return nullcontext(given) if given is not None else control_plane.started()
+
+
+def _wait_namespaces_gone(api: client.ApiClient, names: list[str], timeout: float = 120.0) -> list[str]:
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [n.metadata.name for n in core.list_namespace().items if n.metadata.name in names]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
+def strip_and_delete(api: client.ApiClient, namespace: str) -> None:
+    """Release every run's finalizer (the operator may be gone) and delete the namespace."""
+    custom = client.CustomObjectsApi(api)
+    for run in custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, RUNS_PLURAL)["items"]:
+        if run["metadata"].get("finalizers"):
+            try:
+                custom.patch_namespaced_custom_object(
+                    API_GROUP,
+                    API_VERSION,
+                    namespace,
+                    RUNS_PLURAL,
+                    run["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+    client.CoreV1Api(api).delete_namespace(namespace)
+
+
+@asynccontextmanager
+async def _namespace(
+    api: client.ApiClient, kubeconfig: Path, real: bool, server: RealServer | None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Cluster]:
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))  # Kopf logs in with it
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    namespace = f"{NAMESPACE_PREFIX}{secrets.token_hex(3)}"
+    c = Cluster(
+        api=api, namespace=namespace, kubeconfig=kubeconfig, job_mode=await call(job_mode, api, real), real=real
+    )
+    if not real:
+        ext = client.ApiextensionsV1Api(api)
+        for crd in (run_crd(), cycle_crd()):
+            await call(ext.create_custom_resource_definition, crd)
+    await call(c.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    if server is not None:
+        server.namespaces.append(namespace)
+    try:
+        yield c
+    finally:
+        if real:
+            await call(strip_and_delete, api, namespace)
+
+
 @pytest.fixture
-async def kmock_url(tmp_path: Path) -> AsyncIterator[str | None]:
-    """The URL of an in-process kmock (None when the tests run against a real cluster)."""
-    if REAL_KUBECONFIG:
+async def kmock_url() -> AsyncIterator[str | None]:
+    """The URL of a fresh in-process kmock (None when every test runs on ENVGEN_TEST_KUBECONFIG's cluster)."""
+    if EVERYWHERE is not None:
         yield None
         return
     async with Emulator() as emulator, Server(emulator):
@@ -45,33 +184,28 @@ async def kmock_url(tmp_path: Path) -> AsyncIterator[str | None]:
 
 
 @pytest.fixture
-async def cluster(kmock_url: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    """A fresh namespace with the CRDs installed; everything the test created is deleted afterwards."""
-    kubeconfig = Path(REAL_KUBECONFIG) if REAL_KUBECONFIG else _kubeconfig(kmock_url or "", tmp_path / "kubeconfig")
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))  # Kopf logs in with it
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    api = config.new_client_from_config(config_file=str(kubeconfig))
-    real = REAL_KUBECONFIG is not None
-    namespace = f"envgen-test-{secrets.token_hex(3)}"
-    c = Cluster(api=api, namespace=namespace, kubeconfig=kubeconfig, job_mode=await call(job_mode, api, real),
-                real=real)
-    ext = client.ApiextensionsV1Api(api)
-    for crd in (run_crd(), cycle_crd()):
-        try:
-            await call(ext.create_custom_resource_definition, crd)
-            c.created.append(("crd", crd["metadata"]["name"]))
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    await call(c.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    try:
+async def real_cluster(real_server: RealServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    """A fresh namespace on the real API server."""
+    async with _namespace(real_server.api, real_server.kubeconfig, True, real_server, monkeypatch) as c:
         yield c
+
+
+@pytest.fixture
+async def cluster(
+    kmock_url: str | None, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Cluster]:
+    """A fresh namespace with the CRDs installed: on kmock, or on ENVGEN_TEST_KUBECONFIG's cluster."""
+    if kmock_url is None:
+        server: RealServer = request.getfixturevalue("real_server")
+        async with _namespace(server.api, server.kubeconfig, True, server, monkeypatch) as c:
+            yield c
+        return
+    kubeconfig = _kubeconfig(kmock_url, tmp_path / "kubeconfig")
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        async with _namespace(api, kubeconfig, False, None, monkeypatch) as c:
+            yield c
     finally:
-        if real:
-            await call(c.core.delete_namespace, namespace)
-            for kind, name in c.created:
-                if kind == "crd":
-                    await call(ext.delete_custom_resource_definition, name)
         api.close()
 
 

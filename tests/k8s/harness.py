@@ -36,6 +36,7 @@ from envgen.k8s.jobs import CONTAINER, WORKSPACE
 from envgen.k8s.operator import OperatorConfig, make_registry, make_settings
 
 JobMode = Literal["fake", "kubelet", "real"]
+JOB_FAILED = "<job failed>"
 T = TypeVar("T")
 
 
@@ -81,31 +82,40 @@ class Cluster:
 
     # ---- runs and cycles ----
     async def create_run(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "EnvGenRun", "metadata": {"name": name},
-                "spec": spec}
-        return await call(self.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace,
-                          RUNS_PLURAL, body)
+        body = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "EnvGenRun",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        return await call(
+            self.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, body
+        )
 
     async def run(self, name: str) -> dict[str, Any] | None:
         try:
-            return await call(self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace,
-                              RUNS_PLURAL, name)
+            return await call(
+                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, name
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def patch_run(self, name: str, patch: dict[str, Any]) -> None:
-        await call(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL,
-                   name, patch)
+        await call(
+            self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, name, patch
+        )
 
     async def delete_run(self, name: str) -> None:
-        await call(self.custom.delete_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL,
-                   name)
+        await call(
+            self.custom.delete_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, name
+        )
 
     async def cycles(self, run: str) -> dict[str, dict[str, Any]]:
-        items = (await call(self.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace,
-                            CYCLES_PLURAL))["items"]
+        items = (
+            await call(self.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, CYCLES_PLURAL)
+        )["items"]
         return {i["metadata"]["name"]: i for i in items if i["metadata"].get("labels", {}).get(LABEL_RUN) == run}
 
     async def condition(self, run: str, ctype: str) -> dict[str, Any] | None:
@@ -123,8 +133,11 @@ class Cluster:
     # ---- jobs, pods, events ----
     async def jobs(self, run: str) -> dict[str, dict[str, Any]]:
         items = (await call(self.batch.list_namespaced_job, self.namespace)).items
-        return {j.metadata.name: self.api.sanitize_for_serialization(j) for j in items
-                if (j.metadata.labels or {}).get(LABEL_RUN) == run}
+        return {
+            j.metadata.name: self.api.sanitize_for_serialization(j)
+            for j in items
+            if (j.metadata.labels or {}).get(LABEL_RUN) == run
+        }
 
     async def wait_jobs(self, run: str, names: set[str], timeout: float = 20.0) -> dict[str, dict[str, Any]]:
         async def check() -> dict[str, dict[str, Any]] | None:
@@ -135,8 +148,11 @@ class Cluster:
 
     async def events(self, name: str) -> list[dict[str, Any]]:
         items = (await call(self.core.list_namespaced_event, self.namespace)).items
-        return [{"reason": e.reason, "type": e.type, "message": e.message} for e in items
-                if e.involved_object and e.involved_object.name == name]
+        return [
+            {"reason": e.reason, "type": e.type, "message": e.message}
+            for e in items
+            if e.involved_object and e.involved_object.name == name
+        ]
 
 
 class JobPlayer:
@@ -149,42 +165,80 @@ class JobPlayer:
         """The task a Job runs (from its pod template annotation)."""
         return TrainingTask.model_validate_json(job["spec"]["template"]["metadata"]["annotations"][TASK_ANNOTATION])
 
-    async def finish(self, job: dict[str, Any], exit_code: int = 0, message: str | None = None) -> None:
+    async def finish(self, job: dict[str, Any], exit_code: int = 0, message: str | None = None) -> int:
+        """End the Job's Pod(s) with an exit code; the number of Pods ended.
+
+        Under a job controller a failing Pod is retried (``backoffLimit``, after its backoff): each new Pod
+        fails the same way until the Job itself has failed.
+        """
         if self.cluster.job_mode == "real":
             raise RuntimeError("a real job controller and kubelet run this cluster's Jobs")
         c, name, ns = self.cluster, job["metadata"]["name"], self.cluster.namespace
-        terminated: dict[str, Any] = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                                      "startedAt": _now(), "finishedAt": _now()}
+        terminated: dict[str, Any] = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": _now(),
+            "finishedAt": _now(),
+        }
         if message is not None:
             terminated["message"] = message
-        pod_status = {"phase": "Succeeded" if exit_code == 0 else "Failed", "containerStatuses": [
-            {"name": CONTAINER, "image": "trainer", "imageID": "sim://trainer", "ready": False, "restartCount": 0,
-             "state": {"terminated": terminated}}]}
+        pod_status = {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "containerStatuses": [
+                {
+                    "name": CONTAINER,
+                    "image": "trainer",
+                    "imageID": "sim://trainer",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": terminated},
+                }
+            ],
+        }
         if c.job_mode == "kubelet":
-            pod = await eventually(lambda: self._pod_of(name), 30, f"pod of {name}")
-            await call(c.core.patch_namespaced_pod_status, pod, ns, {"status": pod_status})
-            return
+            ended = 0
+            while True:
+                pod = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
+                if pod is JOB_FAILED:
+                    return ended
+                await call(c.core.patch_namespaced_pod_status, pod, ns, {"status": pod_status})
+                ended += 1
+                if exit_code == 0:
+                    return ended
         template = job["spec"]["template"]
         labels = {**template["metadata"]["labels"], "job-name": name, "batch.kubernetes.io/job-name": name}
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": f"{name}-{secrets.token_hex(3)}", "labels": labels,
-                            "creationTimestamp": _now()},
-               "spec": {"restartPolicy": "Never", "containers": [{"name": CONTAINER, "image": "trainer"}]},
-               "status": pod_status}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{name}-{secrets.token_hex(3)}", "labels": labels, "creationTimestamp": _now()},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": CONTAINER, "image": "trainer"}]},
+            "status": pod_status,
+        }
         await call(c.core.create_namespaced_pod, ns, pod)
         ctype = "Complete" if exit_code == 0 else "Failed"
         reason = "Completed" if exit_code == 0 else "BackoffLimitExceeded"
-        status = {"conditions": [{"type": ctype, "status": "True", "reason": reason, "message": reason}],
-                  "succeeded" if exit_code == 0 else "failed": 1}
+        status = {
+            "conditions": [{"type": ctype, "status": "True", "reason": reason, "message": reason}],
+            "succeeded" if exit_code == 0 else "failed": 1,
+        }
         await call(c.batch.patch_namespaced_job_status, name, ns, {"status": status})
+        return 1
 
     async def succeed(self, job: dict[str, Any], score: float = 10.0) -> TrainingMetrics:
         """Finish a Job with metrics made from the model (operator behaviour is under test, not training)."""
         task = self.task(job)
-        metrics = TrainingMetrics(run=task.run, name=task.name, phase=task.phase, cycle=task.cycle, seed=task.seed,
-                                  game=task.game, steps=task.designed_env_steps + task.game_steps, score=score,
-                                  success={"collect_wood": SkillStat(mean=80.0), "place_table": SkillStat(mean=20.0)},
-                                  eval_episodes=task.eval_episodes)
+        metrics = TrainingMetrics(
+            run=task.run,
+            name=task.name,
+            phase=task.phase,
+            cycle=task.cycle,
+            seed=task.seed,
+            game=task.game,
+            steps=task.designed_env_steps + task.game_steps,
+            score=score,
+            success={"collect_wood": SkillStat(mean=80.0), "place_table": SkillStat(mean=20.0)},
+            eval_episodes=task.eval_episodes,
+        )
         await self.finish(job, 0, metrics.compact())
         return metrics
 
@@ -199,8 +253,16 @@ class JobPlayer:
         log_file = workdir / f"{task.name}.termination-log"
         task_file.write_text(json.dumps(doc))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "envgen_trainer", "--task", str(task_file), "--termination-log", str(log_file),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "envgen_trainer",
+            "--task",
+            str(task_file),
+            "--termination-log",
+            str(log_file),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         output, _ = await proc.communicate()
         code = proc.returncode or 0
         message = log_file.read_text() if log_file.exists() else None
@@ -208,10 +270,19 @@ class JobPlayer:
         await self.finish(job, code, message)
         return code
 
-    async def _pod_of(self, job: str) -> str | None:
-        pods = await call(self.cluster.core.list_namespaced_pod, self.cluster.namespace,
-                          label_selector=f"job-name={job}")
-        return pods.items[0].metadata.name if pods.items else None
+    async def _live_pod_or_failed(self, job: str) -> str | None:
+        """A Pod of the Job that has not ended yet, JOB_FAILED once the Job failed, else None."""
+        c = self.cluster
+        pods = await call(c.core.list_namespaced_pod, c.namespace, label_selector=f"job-name={job}")
+        live = [
+            p for p in pods.items if p.status.phase not in ("Succeeded", "Failed") and not p.metadata.deletion_timestamp
+        ]
+        if live:
+            return str(live[0].metadata.name)
+        status = (await call(c.batch.read_namespaced_job, job, c.namespace)).status
+        if any(cond.type == "Failed" and cond.status == "True" for cond in status.conditions or []):
+            return JOB_FAILED
+        return None
 
 
 class OperatorProcess:
@@ -228,16 +299,24 @@ class OperatorProcess:
         self._error: BaseException | None = None
 
     async def start(self) -> None:
-        cfg = OperatorConfig(api=self.cluster.api, interval_seconds=0.2, retry_delay_seconds=0.5,
-                             watch_server_timeout_seconds=5)
+        cfg = OperatorConfig(
+            api=self.cluster.api, interval_seconds=0.2, retry_delay_seconds=0.5, watch_server_timeout_seconds=5
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(cfg, self._stop), daemon=True)
         self._thread.start()
 
     def _main(self, cfg: OperatorConfig, stop: threading.Event) -> None:
         try:
-            asyncio.run(kopf.operator(registry=make_registry(cfg), settings=make_settings(cfg), standalone=True,
-                                      namespaces=[self.cluster.namespace], stop_flag=stop))
+            asyncio.run(
+                kopf.operator(
+                    registry=make_registry(cfg),
+                    settings=make_settings(cfg),
+                    standalone=True,
+                    namespaces=[self.cluster.namespace],
+                    stop_flag=stop,
+                )
+            )
         except BaseException as exc:
             self._error = exc
 

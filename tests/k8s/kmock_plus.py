@@ -16,6 +16,7 @@ Fixes needed:
      before the initial listing, and skips listed objects not newer than the
      requested resourceVersion.
 """
+
 import copy
 import datetime
 import itertools
@@ -33,25 +34,25 @@ _orig_parse_path = parsing.parse_path
 
 
 def _parse_path(path: str) -> parsing.ParsedPath:
-    parts = [p for p in path.strip('/').split('/') if p]
-    if len(parts) >= 3 and parts[0] == 'api' and parts[2] == 'namespaces':
+    parts = [p for p in path.strip("/").split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api" and parts[2] == "namespaces":
         rest = parts[3:]
         if not rest:
-            return parsing.ParsedPath('', parts[1], 'namespaces', None, None, None)
+            return parsing.ParsedPath("", parts[1], "namespaces", None, None, None)
         if len(rest) == 1:
-            return parsing.ParsedPath('', parts[1], 'namespaces', None, rest[0], None)
-        if len(rest) == 2 and rest[1] in ('status', 'finalize'):
-            return parsing.ParsedPath('', parts[1], 'namespaces', None, rest[0], rest[1])
+            return parsing.ParsedPath("", parts[1], "namespaces", None, rest[0], None)
+        if len(rest) == 2 and rest[1] in ("status", "finalize"):
+            return parsing.ParsedPath("", parts[1], "namespaces", None, rest[0], rest[1])
     return _orig_parse_path(path)
 
 
 parsing.parse_path = _parse_path
 
-CRDS = references.resource('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')
+CRDS = references.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @attrs.define(kw_only=True)
@@ -64,15 +65,17 @@ class Emulator(kmock.KubernetesEmulator):
         return str(self._last_rv)
 
     def _register_crd(self, crd: dict) -> None:
-        spec = crd.get('spec', {})
-        names = spec.get('names', {})
-        for ver in spec.get('versions', []):
+        spec = crd.get("spec", {})
+        names = spec.get("names", {})
+        for ver in spec.get("versions", []):
             self.resources[f"{spec['group']}/{ver['name']}/{names['plural']}"] = kmock.ResourceInfo(
-                kind=names.get('kind'), singular=names.get('singular'),
-                namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
-                verbs={'create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'},
-                shortnames=set(names.get('shortNames', [])), categories=set(names.get('categories', [])),
-                subresources={'status'} if 'status' in (ver.get('subresources') or {}) else set(),
+                kind=names.get("kind"),
+                singular=names.get("singular"),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                verbs={"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+                shortnames=set(names.get("shortNames", [])),
+                categories=set(names.get("categories", [])),
+                subresources={"status"} if "status" in (ver.get("subresources") or {}) else set(),
             )
 
     async def _handle(self, request):
@@ -80,39 +83,41 @@ class Emulator(kmock.KubernetesEmulator):
             data = request.data
             if request.method == enums.method.PUT and request.name is not None and isinstance(data, dict):
                 # replace: whole-document JSON patch, then stamp a new resourceVersion.
-                object.__setattr__(request, 'action', enums.action.UPDATE)
+                object.__setattr__(request, "action", enums.action.UPDATE)
                 new = copy.deepcopy(data)
-                new.setdefault('metadata', {})['resourceVersion'] = self._next_rv()
-                object.__setattr__(request, 'data', [{'op': 'replace', 'path': '', 'value': new}])
+                new.setdefault("metadata", {})["resourceVersion"] = self._next_rv()
+                object.__setattr__(request, "data", [{"op": "replace", "path": "", "value": new}])
             elif request.action == enums.action.CREATE and isinstance(data, dict):
-                md = data.setdefault('metadata', {})
-                if not md.get('name') and md.get('generateName'):
-                    suffix = ''.join(random.choices(string.ascii_lowercase + string.digits, k=5))
-                    md['name'] = md['generateName'] + suffix
-                if request.namespace and not md.get('namespace'):
-                    md['namespace'] = request.namespace
-                md.setdefault('uid', str(uuid.uuid4()))
-                md.setdefault('creationTimestamp', _now())
-                md.setdefault('generation', 1)
-                md['resourceVersion'] = self._next_rv()
+                md = data.setdefault("metadata", {})
+                if not md.get("name") and md.get("generateName"):
+                    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+                    md["name"] = md["generateName"] + suffix
+                if request.namespace and not md.get("namespace"):
+                    md["namespace"] = request.namespace
+                md.setdefault("uid", str(uuid.uuid4()))
+                md.setdefault("creationTimestamp", _now())
+                md.setdefault("generation", 1)
+                md["resourceVersion"] = self._next_rv()
                 if request.resource == CRDS:
                     self._register_crd(data)
-                    versions = data.get('spec', {}).get('versions', [])
-                    data['status'] = {
-                        'acceptedNames': data.get('spec', {}).get('names', {}),
-                        'storedVersions': [v['name'] for v in versions if v.get('storage')],
-                        'conditions': [{'type': 'NamesAccepted', 'status': 'True', 'lastTransitionTime': _now()},
-                                       {'type': 'Established', 'status': 'True', 'lastTransitionTime': _now()}],
+                    versions = data.get("spec", {}).get("versions", [])
+                    data["status"] = {
+                        "acceptedNames": data.get("spec", {}).get("names", {}),
+                        "storedVersions": [v["name"] for v in versions if v.get("storage")],
+                        "conditions": [
+                            {"type": "NamesAccepted", "status": "True", "lastTransitionTime": _now()},
+                            {"type": "Established", "status": "True", "lastTransitionTime": _now()},
+                        ],
                     }
             elif request.action == enums.action.UPDATE and isinstance(data, dict):
-                data.setdefault('metadata', {})['resourceVersion'] = self._next_rv()
+                data.setdefault("metadata", {})["resourceVersion"] = self._next_rv()
             elif request.action == enums.action.UPDATE and isinstance(data, list):
-                data.append({'op': 'add', 'path': '/metadata/resourceVersion', 'value': self._next_rv()})
+                data.append({"op": "add", "path": "/metadata/resourceVersion", "value": self._next_rv()})
         try:
             response = await super()._handle(request)
         except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as e:
-            raise k8s.KubernetesError(status=422, reason='Invalid', message=str(e)) from e
-        if request.action == enums.action.CREATE and getattr(response, 'status', None) == 200 and not response.prepared:
+            raise k8s.KubernetesError(status=422, reason="Invalid", message=str(e)) from e
+        if request.action == enums.action.CREATE and getattr(response, "status", None) == 200 and not response.prepared:
             response.set_status(201)
         return response
 
@@ -120,38 +125,41 @@ class Emulator(kmock.KubernetesEmulator):
         result = dict(await super()._serve_list(request))
         res = request.resource
         info = self.resources[res] if res in self.resources else None  # noqa: SIM401 (no .get on kmock's registry)
-        kind = (info.kind if info and info.kind else res.plural.capitalize())
-        result['kind'] = f'{kind}List'
-        result['apiVersion'] = f'{res.group}/{res.version}' if res.group else res.version
-        result['metadata'] = {'resourceVersion': str(self._last_rv)}
+        kind = info.kind if info and info.kind else res.plural.capitalize()
+        result["kind"] = f"{kind}List"
+        result["apiVersion"] = f"{res.group}/{res.version}" if res.group else res.version
+        result["metadata"] = {"resourceVersion": str(self._last_rv)}
         return result
 
     async def _serve_watch(self, request):
-        yield b''
-        since = request.params.get('resourceVersion') if request.params else None
+        yield b""
+        since = request.params.get("resourceVersion") if request.params else None
         since_rv = int(since) if since and since.isdigit() else 0
         bus = self._buses[request.resource]
         async with self._lock:
             mark = await bus.mark()
             objs = [o for o in self._KubernetesEmulator__get_objs(request, strict=False) if not o.deleted]
-            events = [{'type': 'ADDED', 'object': o.raw} for o in objs
-                      if int(o.get('metadata', {}).get('resourceVersion') or 0) > since_rv]
+            events = [
+                {"type": "ADDED", "object": o.raw}
+                for o in objs
+                if int(o.get("metadata", {}).get("resourceVersion") or 0) > since_rv
+            ]
         try:
             for event in events:
                 yield event
             async for event in bus.stream(since=mark):
-                md = event.get('object', {}).get('metadata', {})
+                md = event.get("object", {}).get("metadata", {})
                 check = self._KubernetesEmulator__check
-                if check(request, request.resource, md.get('namespace'), md.get('name'), strict=False):
+                if check(request, request.resource, md.get("namespace"), md.get("name"), strict=False):
                     yield event
         finally:
             await bus.unmark(mark)
 
     async def _serve_version(self, request):
         result = dict(await super()._serve_version(request))
-        if request.resource.group == '':
-            result['groupVersion'] = request.resource.version
-        for r in result.get('resources', []):
-            if '/' in r['name']:
-                r.update(shortNames=[], categories=[], singularName='', verbs=['get', 'patch', 'update'])
+        if request.resource.group == "":
+            result["groupVersion"] = request.resource.version
+        for r in result.get("resources", []):
+            if "/" in r["name"]:
+                r.update(shortNames=[], categories=[], singularName="", verbs=["get", "patch", "update"])
         return result

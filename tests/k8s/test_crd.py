@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
+from ruamel.yaml import YAML
 
-from envgen.k8s.crd import crd_files, run_crd
-from envgen.spec import SpecError, parse_run
+from envgen.k8s.crd import crd_files, cycle_crd, dump_yaml, run_crd
+from envgen.spec import EnvGenRunSpec, SpecError, parse_run
 
-from .schema_check import admit
+from .schema_check import admit, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,10 +40,20 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("integer temperature", run_doc(llm={"temperature": 1})),
     ("decimal strings", run_doc(llm={"temperature": "0.7"}, agent={"learningRate": "2.5e-4"})),
     ("goal", run_doc(objective={"goalScore": "15"})),
-    ("placement", run_doc(resources={"limits": {"nvidia.com/gpu": "1"}, "nodeSelector": {"gpu": "a100"},
-                                     "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]})),
-    ("secret key", run_doc(llm={"baseURL": "https://llm.example/v1",
-                                "apiKey": {"secretKeyRef": {"name": "llm", "key": "token"}}})),
+    (
+        "placement",
+        run_doc(
+            resources={
+                "limits": {"nvidia.com/gpu": "1"},
+                "nodeSelector": {"gpu": "a100"},
+                "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            }
+        ),
+    ),
+    (
+        "secret key",
+        run_doc(llm={"baseURL": "https://llm.example/v1", "apiKey": {"secretKeyRef": {"name": "llm", "key": "token"}}}),
+    ),
     ("float temperature", run_doc(llm={"temperature": 0.5})),
     ("temperature out of range", run_doc(llm={"temperature": "2.5"})),
     ("not a decimal", run_doc(agent={"gamma": "high"})),
@@ -121,3 +134,100 @@ def test_status_printer_columns_and_names() -> None:
     assert columns["Designer"]["priority"] == 1 and columns["Game"]["priority"] == 1
     conditions = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map" and conditions["maxItems"] == 16
+
+
+TRICKY = [
+    "3e-4",
+    "1e3",
+    "1.",
+    ".5",
+    "+1",
+    "-2",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "1:20",
+    "-.inf",
+    ".NaN",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "y",
+    "null",
+    "~",
+    "true",
+    "False",
+    "",
+    "0",
+    "2.5e-4",
+    "5Gi",
+    "cpu",
+    "^-?\\d+$",
+]
+
+
+def _readers() -> list[tuple[str, Any]]:
+    yaml12 = YAML(typ="safe", pure=True)  # YAML 1.2, as Go's reader in kubectl, Helm and the apiserver
+    return [("YAML 1.1 (PyYAML)", yaml.safe_load), ("YAML 1.2 (ruamel.yaml)", yaml12.load)]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_every_string_reads_back_as_the_same_string(value: str) -> None:
+    text = dump_yaml({"default": value, "items": [value]})
+    for label, load in _readers():
+        assert load(text) == {"default": value, "items": [value]}, f"{label} misreads {text!r}"
+
+
+def test_committed_crds_read_the_same_in_yaml_1_1_and_1_2() -> None:
+    generated = {"envgenruns.envgen.dev.yaml": run_crd(), "envgencycles.envgen.dev.yaml": cycle_crd()}
+    for name, expected in generated.items():
+        text = (ROOT / "crds" / name).read_text()
+        for label, load in _readers():
+            assert load(text) == expected, f"{label} reads crds/{name} differently from the generator"
+        assert (ROOT / "charts" / "envgen-operator" / "crds" / name).read_text() == text
+
+
+def _field_descriptions(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
+    """(path, model description, CRD description) for every described field under a model."""
+    out = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        prop = schema["properties"][key]
+        if info.description:
+            out.append((f"{path}.{key}", info.description.strip(), prop.get("description", "")))
+        for arg in (info.annotation, *typing.get_args(info.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                out += _field_descriptions(arg, prop.get("items", prop), f"{path}.{key}")
+    return out
+
+
+def test_field_descriptions_reach_the_crd() -> None:
+    spec = run_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for path, described, shown in _field_descriptions(EnvGenRunSpec, spec, "spec"):
+        assert described in shown, f"{path}: CRD description {shown!r} lacks the model's {described!r}"
+    learning_rate = spec["properties"]["agent"]["properties"]["learningRate"]
+    assert learning_rate["description"].startswith("int-or-string: a decimal number")
+
+
+def _rules(schema: dict[str, Any]) -> list[str]:
+    found = [r["rule"] for r in schema.get("x-kubernetes-validations", [])]
+    for sub in (schema.get("properties") or {}).values():
+        found += _rules(sub)
+    if isinstance(schema.get("items"), dict):
+        found += _rules(schema["items"])
+    return found
+
+
+def test_every_rule_holds_on_the_literal_defaults() -> None:
+    """The apiserver evaluates each rule on each `default` as written (nested defaults not filled in)."""
+    schema = run_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def visit(node: dict[str, Any], path: str) -> None:
+        if "default" in node:
+            assert validate(node, node["default"], None, path) == [], path
+        for key, sub in (node.get("properties") or {}).items():
+            visit(sub, f"{path}.{key}")
+
+    visit(schema, "")
+    assert all("self.metadata" not in r or "has(self.metadata.name)" in r for r in _rules(schema))

@@ -20,12 +20,23 @@ def full_spec(base_url: str) -> dict[str, Any]:
     return {
         "game": "crafter",
         "designer": {"type": "llm", "critic": False},
-        "llm": {"baseURL": base_url, "model": "smollm2-135m", "temperature": "0", "timeoutSeconds": 300,
-                "maxTokens": 1024},
+        "llm": {
+            "baseURL": base_url,
+            "model": "smollm2-135m",
+            "temperature": "0",
+            "timeoutSeconds": 300,
+            "maxTokens": 1024,
+        },
         "envsPerCycle": 1,
         "cycles": 2,
-        "training": {"designedEnvSteps": 1024, "gameSteps": 512, "finalSteps": 512, "evalEpisodes": 2,
-                     "evalRuns": 2, "designedEnvLength": 256},
+        "training": {
+            "designedEnvSteps": 1024,
+            "gameSteps": 512,
+            "finalSteps": 512,
+            "evalEpisodes": 2,
+            "evalRuns": 2,
+            "designedEnvLength": 256,
+        },
         "agent": {"numEnvs": 4, "rolloutSteps": 64, "minibatches": 2, "device": "cpu"},
         "resources": {"image": "envgen-trainer:test"},
     }

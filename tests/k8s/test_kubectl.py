@@ -26,8 +26,14 @@ async def kubectl(cluster: Cluster, home: Path, *args: str) -> str:
     assert binary is not None
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HOME": str(home)}  # fresh discovery cache
     proc = await asyncio.create_subprocess_exec(
-        binary, "--namespace", cluster.namespace, *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        binary,
+        "--namespace",
+        cluster.namespace,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {err.decode()}"
     return out.decode()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import generate_latest
 
 from envgen.k8s.metrics import REGISTRY
@@ -73,7 +75,9 @@ async def test_failed_job_is_retried_and_counted(
 ) -> None:
     await cluster.create_run("r2", small_spec(cycles=1))
     jobs = await cluster.wait_jobs("r2", {"r2-c1-s0"})
-    await player.finish(jobs["r2-c1-s0"], exit_code=1)
+    pods = await player.finish(jobs["r2-c1-s0"], exit_code=1)
+    if cluster.job_mode == "kubelet":  # the job controller retried the Pod once (backoffLimit: 1)
+        assert pods == 2
     jobs = await cluster.wait_jobs("r2", {"r2-c1-s0-r2"})
     assert jobs["r2-c1-s0-r2"]["metadata"]["labels"]["envgen.dev/attempt"] == "2"
     await player.succeed(jobs["r2-c1-s0-r2"])
@@ -85,8 +89,9 @@ async def test_failed_job_is_retried_and_counted(
     record = (await cluster.cycles("r2"))["r2-c1"]["status"]["tasks"][0]
     assert record["name"] == "r2-c1-s0" and record["state"] == "failed" and record["reason"] == "BackoffLimitExceeded"
     assert "TrainingJobFailed" in {e["reason"] for e in await cluster.events("r2")}
-    failed = sample("envgen_training_jobs_failed_total", {"namespace": cluster.namespace,
-                                                          "reason": "BackoffLimitExceeded"})
+    failed = sample(
+        "envgen_training_jobs_failed_total", {"namespace": cluster.namespace, "reason": "BackoffLimitExceeded"}
+    )
     assert failed == 1.0
 
 
@@ -148,7 +153,15 @@ async def _gone(cluster: Cluster, name: str) -> bool:
 
 
 async def test_invalid_spec_fails_permanently_with_the_reason(cluster: Cluster, operator: OperatorProcess) -> None:
-    await cluster.create_run("r6", small_spec(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4}))
+    bad = small_spec(agent={"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4})
+    if cluster.real:  # the CRD's CEL rule refuses it at admission
+        with pytest.raises(ApiException) as refused:
+            await cluster.create_run("r6", bad)
+        assert refused.value.status == 422
+        assert "spec.agent" in str(refused.value.body) and "divisible by minibatches" in str(refused.value.body)
+        assert await cluster.run("r6") is None
+        return
+    await cluster.create_run("r6", bad)
     failed = await cluster.wait_condition("r6", "Failed")
     assert failed["reason"] == "InvalidSpec"
     assert "spec.agent" in failed["message"] and "divisible by minibatches" in failed["message"]

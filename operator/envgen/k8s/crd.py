@@ -8,6 +8,7 @@ from the models, and the models' validators (plus immutability) as CEL ``x-kuber
 
 from __future__ import annotations
 
+import re
 import sys
 import typing
 from pathlib import Path
@@ -29,20 +30,30 @@ DEFAULT_MAX_LENGTH = 1024
 DEFAULT_MAX_ITEMS = 64
 DEFAULT_MAX_PROPERTIES = 64
 DECIMAL_PATTERN = r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
+DECIMAL_DESCRIPTION = 'int-or-string: a decimal number written as a string ("3e-4", "0.95") or an integer.'
+
+
+def guarded(fields: tuple[str, ...], expr: str, message: str) -> Schema:
+    """A CEL rule that holds vacuously while any field it reads is absent.
+
+    The apiserver evaluates every rule against each literal ``default`` (``{}`` for a defaulted object) without
+    filling in nested defaults, and a rule may meet a partial object, so every field a rule reads is guarded.
+    """
+    guards = " || ".join(f"!has(self.{f})" for f in fields)
+    return {"rule": f"{guards} || ({expr})" if fields else expr, "message": message}
+
 
 # The models' validators, as CEL rules keyed by the schema path they apply to ("" is the spec itself).
 SPEC_RULES: dict[str, list[Schema]] = {
     "llm.temperature": [
-        {
-            "rule": "double(string(self)) >= 0.0 && double(string(self)) <= 2.0",
-            "message": 'must be between "0" and "2"',
-        }
+        guarded((), "double(string(self)) >= 0.0 && double(string(self)) <= 2.0", 'must be between "0" and "2"')
     ],
     "agent": [
-        {
-            "rule": "(self.numEnvs * self.rolloutSteps) % self.minibatches == 0",
-            "message": "numEnvs*rolloutSteps must be divisible by minibatches",
-        }
+        guarded(
+            ("numEnvs", "rolloutSteps", "minibatches"),
+            "(self.numEnvs * self.rolloutSteps) % self.minibatches == 0",
+            "numEnvs*rolloutSteps must be divisible by minibatches",
+        )
     ],
 }
 # Fields that shape what the run trains; changing them mid-run would mix incompatible cycles.
@@ -102,8 +113,11 @@ class _Walker:
             rest = {k: v for k, v in node.items() if k not in ("anyOf", "default", "title")}
             node = {**self._resolve(options[0]), **rest}
         out = self._typed(node, path, default)
-        if "description" in node:
-            out = {"description": node["description"].strip(), **out}
+        description = node.get("description", "").strip()
+        if path in self.decimals:  # kubectl explain shows `<Object>` for any schema without a type
+            description = f"{DECIMAL_DESCRIPTION} {description}".strip()
+        if description:
+            out = {"description": description, **out}
         if nullable:
             out["nullable"] = True
         if path in self.rules:
@@ -191,11 +205,12 @@ def run_crd() -> Schema:
         {"name": "Designer", "type": "string", "jsonPath": ".spec.designer.type", "priority": 1},
         {"name": "Game", "type": "string", "jsonPath": ".spec.game", "priority": 1},
     ]
-    name_rule = {
-        "rule": f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_NAME_LENGTH}",
-        "message": f"metadata.name must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
+    name_rule = guarded(
+        ("metadata.name",),
+        f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+        f"metadata.name must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
         "(child Jobs are named <run>-c<cycle>-s<seed>-r<attempt>)",
-    }
+    )
     schema = {
         "type": "object",
         "description": "An EnvGen run: an LLM designs training environments for an RL agent, cycle by cycle.",
@@ -263,13 +278,42 @@ def _crd(kind: str, plural: str, short: list[str], schema: Schema, columns: list
     }
 
 
+# Plain scalars that a YAML 1.2 reader (Go's, in kubectl, Helm and the apiserver) takes for something other than
+# a string; PyYAML (YAML 1.1) reads some of them as strings, so it would write them unquoted.
+_YAML12_NOT_STRING = re.compile(
+    r"""^(?:
+        ~|null|Null|NULL|true|True|TRUE|false|False|FALSE
+        |[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+
+        |[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+        |y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF
+    )$""",
+    re.VERBOSE,
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes every string that a YAML 1.1 or 1.2 reader could read as a number, a bool or null."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _YAML12_NOT_STRING.match(value) or value == "":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(doc: Any) -> str:
+    """YAML text that YAML 1.1 and YAML 1.2 readers read as the same values."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120)
+
+
 def crd_files() -> dict[str, str]:
     """File name -> YAML text of every CRD, as committed in ``crds/``."""
     header = "# Generated by `python -m envgen.k8s.crd crds/` from the typed models. Do not edit.\n"
-    return {
-        f"{crd['metadata']['name']}.yaml": header + yaml.safe_dump(crd, sort_keys=False, width=120)
-        for crd in (run_crd(), cycle_crd())
-    }
+    return {f"{crd['metadata']['name']}.yaml": header + dump_yaml(crd) for crd in (run_crd(), cycle_crd())}
 
 
 def main(argv: list[str] | None = None) -> None:
