@@ -174,6 +174,9 @@ class CheckpointSpec(CamelModel):
     size: Annotated[str, Field(max_length=32)] = "5Gi"
 
 
+QueueName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+
 class EnvGenRunSpec(CamelModel):
     """What a run does. Defaults follow the paper's schedule."""
 
@@ -191,6 +194,11 @@ class EnvGenRunSpec(CamelModel):
     active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    queue_name: QueueName | None = Field(
+        default=None,
+        description="Kueue LocalQueue for the training Jobs (label kueue.x-k8s.io/queue-name; they are created "
+        "suspended until Kueue admits them). The same label on the EnvGenRun works too. Ignored by local mode.",
+    )
 
 
 class EnvGenRun(CamelModel):
