@@ -48,6 +48,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 NAMESPACED_RULES = {
     (GROUP, "envgenruns"): {"get", "list", "watch", "patch"},
     (GROUP, "envgenruns/status"): {"get", "patch"},
+    (GROUP, "envgenruns/finalizers"): {"update"},
     (GROUP, "envgencycles"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     (GROUP, "envgencycles/status"): {"get", "update", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},

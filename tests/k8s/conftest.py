@@ -66,21 +66,18 @@ class RealServer:
 
 
 def install_crds(api: client.ApiClient) -> list[str]:
-    """Create (or replace with the current schema) both CRDs and wait until served; the names created."""
+    """Server-side apply both CRDs (as ``helm install`` and the README's ``kubectl apply --server-side`` do) and
+    wait until they are served; the names that did not exist before."""
     ext = client.ApiextensionsV1Api(api)
+    existing = {c.metadata.name for c in ext.list_custom_resource_definition().items}
     created = []
     for crd in (run_crd(), cycle_crd()):
         name = crd["metadata"]["name"]
-        try:
-            ext.create_custom_resource_definition(crd)
+        ext.patch_custom_resource_definition(
+            name, crd, field_manager="envgen-tests", force=True, _content_type="application/apply-patch+yaml"
+        )
+        if name not in existing:
             created.append(name)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            current = ext.read_custom_resource_definition(name)
-            ext.replace_custom_resource_definition(
-                name, {**crd, "metadata": {**crd["metadata"], "resourceVersion": current.metadata.resource_version}}
-            )
     deadline = time.monotonic() + 60
     for crd in (run_crd(), cycle_crd()):
         while True:

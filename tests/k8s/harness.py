@@ -300,7 +300,11 @@ class OperatorProcess:
 
     async def start(self) -> None:
         cfg = OperatorConfig(
-            api=self.cluster.api, interval_seconds=0.2, retry_delay_seconds=0.5, watch_server_timeout_seconds=5
+            api=self.cluster.api,
+            interval_seconds=0.2,
+            retry_delay_seconds=0.5,
+            watch_server_timeout_seconds=5,
+            namespaced=True,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(cfg, self._stop), daemon=True)

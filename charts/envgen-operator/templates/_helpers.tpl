@@ -57,6 +57,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["envgen.dev"]
   resources: ["envgenruns/status"]
   verbs: ["get", "patch"]
+# Children carry an ownerReference with blockOwnerDeletion, which OwnerReferencesPermissionEnforcement
+# (on in OpenShift) allows only to who may update the owner's finalizers.
+- apiGroups: ["envgen.dev"]
+  resources: ["envgenruns/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["envgen.dev"]
   resources: ["envgencycles"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]

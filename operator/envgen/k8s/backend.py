@@ -21,11 +21,14 @@ from . import CYCLES_PLURAL, LABEL_ATTEMPT, LABEL_CYCLE, LABEL_PHASE, LABEL_RUN,
 from . import metrics as prom
 from .cycles import CycleSpec, CycleStatus, TaskRecord, cycle_object, cycle_object_name, parse_metrics
 from .designing import RunDesigner
-from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_reference
-from .kube import Kube, RunGone
+from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_reference, queue_name
+from .kube import ChildCreateError, Kube, RunGone
 from .status import (
+    CHILDREN_CREATED,
     LLM_AVAILABLE,
+    QUEUED,
     SUCCEEDED,
+    Condition,
     ConditionStatus,
     RunStatus,
     condition,
@@ -74,6 +77,7 @@ class KubernetesBackend:
         self._tasks: dict[str, ObservedTask] = {}
         self._cycle_started: dict[int, str] = {}
         self._claim_ready = False
+        self._queued: list[str] = []  # Jobs created suspended that their queue has not admitted yet
 
     # ---- observe ----
     def observe(self) -> Observed:
@@ -90,6 +94,7 @@ class KubernetesBackend:
                 records[record.name] = (spec, record)
         pods = self._pods_by_task()
         tasks = {name: _recorded_task(spec, record) for name, (spec, record) in records.items()}
+        self._queued = []
         for job in self.kube.list_jobs(self.labels):
             name = job["metadata"]["name"]
             if name not in tasks:
@@ -139,6 +144,8 @@ class KubernetesBackend:
             if metrics is not None and metrics.error:
                 message = f"{message}: {metrics.error}" if message else metrics.error
             return self._record_failure(task, failed.get("reason") or "JobFailed", message, metrics)
+        if (job.get("spec") or {}).get("suspend"):  # pending admission: neither failed nor to be recreated
+            self._queued.append(task.name)
         return task
 
     def _record_failure(
@@ -195,7 +202,7 @@ class KubernetesBackend:
 
     def finish(self, outcome: Finish, summary: RunSummary) -> None:
         old = self.status
-        progress = progress_status(old, self.run.spec, summary, self.generation, claim_name(self.run))
+        progress = progress_status(old, self.run.spec, summary, self.generation, self._claim())
         new = finished_status(progress, outcome, self.generation)
         self._write(old, new)
         for task in self._tasks.values():
@@ -204,7 +211,8 @@ class KubernetesBackend:
 
     def publish(self, summary: RunSummary) -> None:
         old = self.status
-        new = progress_status(old, self.run.spec, summary, self.generation, claim_name(self.run))
+        new = progress_status(old, self.run.spec, summary, self.generation, self._claim())
+        new = new.model_copy(update={"conditions": self._child_conditions(new)})
         if self.designer.uses_llm and ended(new) is None:
             out = self.designer.outcome
             if out is not None:
@@ -223,7 +231,38 @@ class KubernetesBackend:
                 prom.CYCLE_DURATION.labels(self.kube.ns).observe(_elapsed(self._cycle_started[k]) or 0.0)
         self._write(old, new)
 
+    def child_create_failed(self, exc: ChildCreateError) -> None:
+        """Report a child the API refused to create: condition ChildrenCreated=False and a Warning Event."""
+        old = self.status
+        conds = set_condition(old.conditions, CHILDREN_CREATED, "False", exc.reason, str(exc), self.generation)
+        new = old.model_copy(update={"conditions": conds})
+        if new.dump() != old.dump():
+            self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"conditions": [c.dump() for c in conds]})
+            self.status = new
+        self.kube.event(self.body, "Warning", "ChildCreateFailed", str(exc))
+
     # ---- helpers ----
+    def _claim(self) -> str | None:
+        """The checkpoint claim, once it exists (created, or referenced by a launched Job)."""
+        return claim_name(self.run) if self._claim_ready else None
+
+    def _child_conditions(self, status: RunStatus) -> list[Condition]:
+        """ChildrenCreated back to True after a refusal (this reconcile created all it had to); Queued."""
+        conds = status.conditions
+        refused = condition(conds, CHILDREN_CREATED)
+        if refused is not None and refused.status == "False":
+            conds = set_condition(
+                conds, CHILDREN_CREATED, "True", "Created", "every child was created", self.generation
+            )
+        queue = queue_name(self.run)
+        if self._queued and queue:
+            names = ", ".join(self._queued[:8])
+            message = f"{len(self._queued)} Job(s) wait for admission by queue {queue}: {names}"
+            conds = set_condition(conds, QUEUED, "True", "WaitingForAdmission", message, self.generation)
+        elif condition(conds, QUEUED) is not None:
+            conds = set_condition(conds, QUEUED, "False", "Admitted", "no Job waits for admission", self.generation)
+        return conds
+
     def _write(self, old: RunStatus, new: RunStatus) -> None:
         if new.dump() != old.dump():
             self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, new.model_dump(mode="json", by_alias=True))
@@ -262,9 +301,9 @@ class KubernetesBackend:
         return True
 
     def _ensure_claim(self) -> None:
-        if self._claim_ready or self.run.spec.checkpoints.claim_name:
+        if self._claim_ready:
             return
-        if self.kube.create_claim(claim_manifest(self.run, self.owner)):
+        if not self.run.spec.checkpoints.claim_name and self.kube.create_claim(claim_manifest(self.run, self.owner)):
             self.kube.event(self.body, "Normal", "CheckpointClaimCreated", claim_name(self.run))
         self._claim_ready = True
 

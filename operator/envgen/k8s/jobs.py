@@ -29,6 +29,7 @@ TASK_DIR = "/etc/envgen"
 CONTAINER = "trainer"
 IMAGE_ENV = "ENVGEN_TRAINER_IMAGE"
 FALLBACK_IMAGE = f"envgen-trainer:{__version__}"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def claim_name(run: EnvGenRun) -> str:
@@ -50,6 +51,11 @@ def rooted(task: TrainingTask, root: str) -> TrainingTask:
             "output_dir": f"{root}/{task.output_dir}",
         }
     )
+
+
+def queue_name(run: EnvGenRun) -> str | None:
+    """The Kueue LocalQueue of the run's Jobs: ``spec.queueName``, else the run's own queue-name label."""
+    return run.spec.queue_name or run.metadata.labels.get(KUEUE_QUEUE_LABEL) or None
 
 
 def trainer_image(run: EnvGenRun) -> str:
@@ -126,10 +132,15 @@ def job_manifest(run: EnvGenRun, task: TrainingTask, attempt: int, owner: dict[s
         job_spec["activeDeadlineSeconds"] = res.job_active_deadline_seconds
     if res.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = res.ttl_seconds_after_finished
+    job_labels = dict(labels)
+    queue = queue_name(run)
+    if queue:  # Kueue admits the Job by unsuspending it
+        job_labels[KUEUE_QUEUE_LABEL] = queue
+        job_spec["suspend"] = True
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": task.name, "labels": labels, "ownerReferences": [owner]},
+        "metadata": {"name": task.name, "labels": job_labels, "ownerReferences": [owner]},
         "spec": job_spec,
     }
 

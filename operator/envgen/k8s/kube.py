@@ -7,6 +7,7 @@ objects into a run's view.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import uuid
 from typing import Any
@@ -29,6 +30,24 @@ class TransientError(Exception):
 
 class RunGone(Exception):
     """The run was deleted (or is being deleted) while it was being reconciled."""
+
+
+class ChildCreateError(Exception):
+    """The API refused to create one of a run's children (RBAC, admission, quota, an invalid manifest)."""
+
+    def __init__(self, kind: str, name: str, exc: ApiException) -> None:
+        self.kind, self.name = kind, name
+        self.reason = str(exc.reason or "Failed").replace(" ", "") or "Failed"
+        self.detail = _api_message(exc)
+        super().__init__(f"cannot create {kind} {name}: {self.detail}")
+
+
+def _api_message(exc: ApiException) -> str:
+    """The apiserver's own message in an error reply, else the HTTP reason."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {exc.status} {exc.reason}"
 
 
 def transient(exc: Exception) -> bool:
@@ -70,7 +89,7 @@ class Kube:
     def create_custom(self, plural: str, body: dict[str, Any]) -> bool:
         """Create; False when the name already exists."""
         return self._created(
-            lambda: self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, body)
+            body, lambda: self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, body)
         )
 
     def patch_custom_status(self, plural: str, name: str, status: dict[str, Any]) -> None:
@@ -97,13 +116,13 @@ class Kube:
         return self._list(self.core.list_namespaced_pod, labels)
 
     def create_job(self, body: Any) -> bool:
-        return self._created(lambda: self.batch.create_namespaced_job(self.ns, body))
+        return self._created(body, lambda: self.batch.create_namespaced_job(self.ns, body))
 
     def delete_job(self, name: str) -> None:
         self._deleted(lambda: self.batch.delete_namespaced_job(name, self.ns, propagation_policy="Background"))
 
     def create_claim(self, body: Any) -> bool:
-        return self._created(lambda: self.core.create_namespaced_persistent_volume_claim(self.ns, body))
+        return self._created(body, lambda: self.core.create_namespaced_persistent_volume_claim(self.ns, body))
 
     def delete_claim(self, name: str) -> None:
         self._deleted(lambda: self.core.delete_namespaced_persistent_volume_claim(name, self.ns))
@@ -155,13 +174,16 @@ class Kube:
         return [i for i in result.get("items") or [] if _matches(i.get("metadata", {}).get("labels"), labels)]
 
     @staticmethod
-    def _created(create: Any) -> bool:
+    def _created(body: dict[str, Any], create: Any) -> bool:
+        """Run a create: False when the name exists; ChildCreateError when refused for good (not retryable)."""
         try:
             create()
         except ApiException as exc:
             if exc.status == 409:
                 return False
-            raise
+            if transient(exc):
+                raise
+            raise ChildCreateError(body["kind"], body["metadata"]["name"], exc) from exc
         return True
 
     @staticmethod

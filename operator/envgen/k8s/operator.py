@@ -32,6 +32,7 @@ class OperatorConfig:
     interval_seconds: float = 10.0
     retry_delay_seconds: float = 30.0
     watch_server_timeout_seconds: int = 300
+    namespaced: bool = False  # only named namespaces (a Role each): no cluster-wide namespace or CRD watches
     guards: Guards = field(default_factory=Guards)
 
 
@@ -49,6 +50,8 @@ def make_settings(cfg: OperatorConfig) -> kopf.OperatorSettings:
     settings.networking.connect_timeout = 30
     settings.execution.default_backoff = cfg.retry_delay_seconds
     settings.posting.level = logging.WARNING  # transitions post their own Events; no event per timer tick
+    # Kopf otherwise lists and watches namespaces and CRDs cluster-wide, which a Role forbids (retried, logged).
+    settings.scanning.disabled = cfg.namespaced
     return settings
 
 
@@ -66,15 +69,15 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
         assert namespace is not None  # EnvGenRun is namespaced
         try:
-            design_failed = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards)
+            retry = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards)
         except RunGone:
             return
         except Exception as exc:
             if transient(exc):
                 raise kopf.TemporaryError(f"transient API failure: {exc}", delay=cfg.retry_delay_seconds) from exc
             raise
-        if design_failed:
-            raise kopf.TemporaryError("the design failed; retrying later", delay=cfg.retry_delay_seconds)
+        if retry:
+            raise kopf.TemporaryError(f"{retry}; retrying later", delay=cfg.retry_delay_seconds)
 
     @kopf.on.delete(
         API_GROUP, API_VERSION, RUNS_PLURAL, id="cleanup", registry=registry, errors=kopf.ErrorsMode.IGNORED
@@ -100,7 +103,11 @@ def run(namespaces: list[str], metrics_port: int, liveness_port: int | None) -> 
     """Run the operator until interrupted: in the given namespaces, or in all of them when the list is empty."""
     kopf.configure(verbose=False)
     prom.serve(metrics_port)
-    cfg = OperatorConfig(api=make_api_client(), interval_seconds=float(os.environ.get(INTERVAL_ENV, "10")))
+    cfg = OperatorConfig(
+        api=make_api_client(),
+        interval_seconds=float(os.environ.get(INTERVAL_ENV, "10")),
+        namespaced=bool(namespaces),
+    )
     kopf.run(
         registry=make_registry(cfg),
         settings=make_settings(cfg),

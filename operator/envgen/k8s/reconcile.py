@@ -18,7 +18,7 @@ from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .backend import KubernetesBackend, read_status, snapshot
 from .designing import RunDesigner
-from .kube import Kube
+from .kube import ChildCreateError, Kube
 from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, now, set_condition
 
 log = logging.getLogger(__name__)
@@ -41,31 +41,38 @@ class Guards:
             self._runs.pop((namespace, name), None)
 
 
-def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) -> bool:
-    """Observe, decide and act once for a run. Returns True when a design failed (retry after a delay)."""
+def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) -> str | None:
+    """Observe, decide and act once for a run. Returns why to retry after a delay, or None."""
     lock, cancelled = guards.get(namespace, name)
     with lock:
         if cancelled.is_set():
-            return False
+            return None
         kube = Kube(api, namespace)
         body = kube.get_custom(RUNS_PLURAL, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return False
+            return None
         doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
         try:
             run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
         except SpecError as exc:
             _reject(kube, body, str(exc))
-            return False
+            return None
         status = read_status(body)
         generation = int(body["metadata"].get("generation") or 1)
         if ended(status) is not None and status.observed_generation == generation:
             prom.RUNS.update(namespace, name, snapshot(run, status))
-            return False
+            return None
         designer = RunDesigner(run, kube)
         backend = KubernetesBackend(kube, body, run, designer, cancelled)
-        step(run, designer, backend)
-        return designer.outcome is not None and not designer.outcome.available
+        try:
+            step(run, designer, backend)
+        except ChildCreateError as exc:
+            log.warning("run %s/%s: %s", namespace, name, exc)
+            backend.child_create_failed(exc)
+            return str(exc)
+        if designer.outcome is not None and not designer.outcome.available:
+            return "the design failed"
+        return None
 
 
 def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
@@ -119,4 +126,3 @@ def _safe(list_fn: Any) -> list[dict[str, Any]]:
     except Exception as exc:
         log.warning("could not list children: %s", exc)
         return []
-

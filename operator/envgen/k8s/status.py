@@ -24,6 +24,8 @@ Count = Annotated[int, Field(ge=0)]
 
 RUNNING, SUCCEEDED, FAILED, SUSPENDED, LLM_AVAILABLE = "Running", "Succeeded", "Failed", "Suspended", "LLMAvailable"
 INVALID_SPEC = "InvalidSpec"
+CHILDREN_CREATED = "ChildrenCreated"  # False while the API refuses to create a Job, claim or EnvGenCycle
+QUEUED = "Queued"  # True while a Job waits for admission by its queue (Kueue)
 MAX_MESSAGE = 1024
 
 
@@ -126,7 +128,7 @@ def condition(conditions: list[Condition], type_: str) -> Condition | None:
 
 
 def progress_status(
-    old: RunStatus, spec: EnvGenRunSpec, summary: RunSummary, generation: int, claim: str
+    old: RunStatus, spec: EnvGenRunSpec, summary: RunSummary, generation: int, claim: str | None
 ) -> RunStatus:
     """The status of a run in progress (or already ended: terminal conditions are kept)."""
     scores = [CycleScoreStatus(cycle=s.cycle, phase=s.phase, score=decimal(s.score)) for s in summary.scores]
@@ -153,7 +155,7 @@ def progress_status(
                 prompt_tokens=summary.llm_usage.prompt_tokens,
                 completion_tokens=summary.llm_usage.completion_tokens,
             ),
-            "checkpoint_claim": claim,
+            "checkpoint_claim": claim or old.checkpoint_claim,  # named once it exists
             "message": summary.message[:MAX_MESSAGE],
         }
     )
