@@ -151,6 +151,11 @@ class RunSummary(CamelModel):
     message: str = ""
 
 
+def score_text(score: float) -> str:
+    """A score (percent) as messages and the run's status show it: two decimals."""
+    return f"{score:.2f}"
+
+
 # ---- naming ----------------------------------------------------------------------------------------------
 def task_name(run: str, phase: Phase, cycle: int, seed: int, attempt: int = 1) -> str:
     """Deterministic task name: ``<run>-c<k>-s<seed>`` / ``<run>-final-s<seed>``, ``-r<n>`` for retries."""
@@ -231,7 +236,7 @@ def _terminal(view: _View) -> Finish | None:
         if reached:
             first = reached[0]
             where = "final phase" if first.phase == "final" else f"cycle {first.cycle}"
-            return Finish("Succeeded", "GoalReached", f"score {first.score:.1f} >= goal {goal:g} in {where}")
+            return Finish("Succeeded", "GoalReached", f"score {score_text(first.score)} >= goal {goal:g} in {where}")
     failures = view.failures()
     if failures >= spec.max_failed_tasks:
         return Finish(
@@ -240,7 +245,7 @@ def _terminal(view: _View) -> Finish | None:
             f"{failures} failed tasks or designs (maxFailedTasks {spec.max_failed_tasks})",
         )
     if summary.final_completed:
-        score = "n/a" if summary.final_score is None else f"{summary.final_score:.1f}"
+        score = "n/a" if summary.final_score is None else score_text(summary.final_score)
         return Finish("Succeeded", "AllCyclesCompleted", f"{spec.cycles} cycles and final training done, score {score}")
     elapsed, deadline = view.observed.elapsed_seconds, spec.active_deadline_seconds
     if deadline is not None and elapsed is not None and elapsed > deadline:

@@ -81,11 +81,11 @@ class Cluster:
         return client.CoreV1Api(self.api)
 
     # ---- runs and cycles ----
-    async def create_run(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    async def create_run(self, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
         body = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "EnvGenRun",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": labels or {}},
             "spec": spec,
         }
         return await call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from prometheus_client import generate_latest
 
 from envgen.k8s.metrics import REGISTRY
 
-from .harness import Cluster, JobPlayer, OperatorProcess, eventually
+from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
 
 
 def small_spec(**overrides: Any) -> dict[str, Any]:
@@ -51,6 +52,7 @@ async def test_run_survives_a_restart_between_every_step(
     assert status["jobs"] == {"active": 0, "succeeded": 3, "failed": 0}
     assert [s["score"] for s in status["scores"]] == ["10.00", "11.00", "12.00"]
     assert status["bestCycle"] == 3 and status["finalScore"] == "12.00"
+    assert status["message"].endswith("score 12.00") and done["message"] == status["message"]  # rounded alike
     assert {"name": "collect_wood", "mean": "80.00", "std": "0.00"} in status["skills"]
     assert status["observedGeneration"] == run["metadata"]["generation"]
     assert status["startTime"] and status["completionTime"]
@@ -118,6 +120,7 @@ async def test_suspend_stops_new_jobs_and_resume_continues(
     running = await cluster.condition("r4", "Running")
     assert running is not None and running["status"] == "False" and running["reason"] == "Suspended"
     assert await cluster.jobs("r4") == {}
+    assert await _claim_named(cluster, "r4", None)  # no Job yet, so no claim: status does not name one
     await cluster.patch_run("r4", {"spec": {"suspend": False}})
     jobs = await cluster.wait_jobs("r4", {"r4-c1-s0"})
     await cluster.wait_condition("r4", "Suspended", "False")
@@ -167,3 +170,47 @@ async def test_invalid_spec_fails_permanently_with_the_reason(cluster: Cluster, 
     assert "spec.agent" in failed["message"] and "divisible by minibatches" in failed["message"]
     assert await cluster.jobs("r6") == {}
     assert "InvalidSpec" in {e["reason"] for e in await cluster.events("r6")}
+
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+@pytest.mark.parametrize("via", ["spec", "label"])
+async def test_queued_jobs_wait_for_admission(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer, via: str
+) -> None:
+    """With a Kueue queue the Jobs start suspended; the test plays Kueue by unsuspending them."""
+    name = f"q-{via}"
+    spec = small_spec(cycles=1, **({"queueName": "team-a"} if via == "spec" else {}))
+    await cluster.create_run(name, spec, labels={QUEUE_LABEL: "team-a"} if via == "label" else None)
+    for task in (f"{name}-c1-s0", f"{name}-final-s0"):
+        job = (await cluster.wait_jobs(name, {task}))[task]
+        assert job["metadata"]["labels"][QUEUE_LABEL] == "team-a" and job["spec"]["suspend"] is True
+        queued = await cluster.wait_condition(name, "Queued")
+        assert queued["reason"] == "WaitingForAdmission" and task in queued["message"]
+        await operator.restart()
+        await asyncio.sleep(1.0)  # several reconciles of a suspended Job: pending, neither failed nor recreated
+        run = await cluster.run(name)
+        assert run is not None and run["status"]["jobs"]["failed"] == 0
+        assert set(await cluster.jobs(name)) <= {f"{name}-c1-s0", f"{name}-final-s0"}
+        await call(cluster.batch.patch_namespaced_job, task, cluster.namespace, {"spec": {"suspend": False}})
+        admitted = await cluster.wait_condition(name, "Queued", "False")
+        assert admitted["reason"] == "Admitted"
+        await player.succeed(job)
+    await cluster.wait_condition(name, "Succeeded")
+    assert set(await cluster.jobs(name)) == {f"{name}-c1-s0", f"{name}-final-s0"}
+
+
+async def test_no_queue_means_no_queue_label_and_no_queued_condition(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    await cluster.create_run("plain", small_spec(cycles=1))
+    job = (await cluster.wait_jobs("plain", {"plain-c1-s0"}))["plain-c1-s0"]
+    assert QUEUE_LABEL not in job["metadata"]["labels"] and not job["spec"].get("suspend")
+    assert await cluster.condition("plain", "Queued") is None
+    await eventually(lambda: _claim_named(cluster, "plain", "plain-checkpoints"), what="checkpointClaim in status")
+
+
+async def _claim_named(cluster: Cluster, name: str, claim: str | None) -> bool:
+    run = await cluster.run(name)
+    return bool(run and (run.get("status") or {}).get("checkpointClaim") == claim)

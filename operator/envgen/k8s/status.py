@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..engine import Finish, RunSummary
+from ..engine import Finish, RunSummary, score_text
 from ..models import CamelModel
 from ..spec import EnvGenRunSpec
 
@@ -101,8 +101,8 @@ def now() -> str:
 
 
 def decimal(value: float | None) -> str | None:
-    """A float as a decimal string with two places (None stays None)."""
-    return None if value is None else f"{value:.2f}"
+    """A score as a decimal string, rounded as the run's messages round it (None stays None)."""
+    return None if value is None else score_text(value)
 
 
 def set_condition(
