@@ -151,9 +151,9 @@ class RunSummary(CamelModel):
     message: str = ""
 
 
-def score_text(score: float) -> str:
-    """A score (percent) as messages and the run's status show it: two decimals."""
-    return f"{score:.2f}"
+def score_text(score: float | None) -> str:
+    """A score (percent) as messages and the run's status show it: two decimals ("n/a" when unknown)."""
+    return "n/a" if score is None else f"{score:.2f}"
 
 
 # ---- naming ----------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def _terminal(view: _View) -> Finish | None:
             f"{failures} failed tasks or designs (maxFailedTasks {spec.max_failed_tasks})",
         )
     if summary.final_completed:
-        score = "n/a" if summary.final_score is None else score_text(summary.final_score)
+        score = score_text(summary.final_score)
         return Finish("Succeeded", "AllCyclesCompleted", f"{spec.cycles} cycles and final training done, score {score}")
     elapsed, deadline = view.observed.elapsed_seconds, spec.active_deadline_seconds
     if deadline is not None and elapsed is not None and elapsed > deadline:
