@@ -33,6 +33,21 @@ def completion(content: str | None, finish_reason: str = "stop", prompt_tokens: 
     return Reply(body=body)
 
 
+def streamed(pieces: list[str], finish_reason: str = "stop", usage: bool = True) -> Reply:
+    """A streamed chat completion (server-sent events): one chunk per piece, then the usage chunk."""
+    base = {"id": "stub", "object": "chat.completion.chunk", "created": 0, "model": "stub"}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]}
+        for piece in pieces
+    ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+    if usage:
+        counts = {"prompt_tokens": 11, "completion_tokens": len(pieces), "total_tokens": 11 + len(pieces)}
+        chunks.append({**base, "choices": [], "usage": counts})
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return Reply(body=body, headers={"content-type": "text/event-stream"})
+
+
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     """An OpenAI-style error answer."""
     return Reply(status=status, body={"error": {"message": message, "type": "error"}}, headers=headers or {})
@@ -58,9 +73,9 @@ class StubLLM:
                 data = (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    headers = {"content-type": "application/json", **reply.headers}
                     self.send_header("content-length", str(len(data)))
-                    for k, v in reply.headers.items():
+                    for k, v in headers.items():
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)

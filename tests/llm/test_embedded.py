@@ -19,6 +19,7 @@ from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignReq
 from envgen.designers import LLMDesigner
 from envgen.designers.catalogue import CRAFTER_PRACTICE
 from envgen.llm import LLMClient, LLMSettings, MemoryRecordStore
+from envgen.llm.client import ProgressCallback, StreamProgress
 from envgen.llm.embedded import (
     LLAMA_CPP_VERSION,
     MODEL_ALIAS,
@@ -168,9 +169,24 @@ def test_stale_server_from_the_pid_file_is_stopped(tmp_path: Path) -> None:
     assert not (tmp_path / PID_FILE).exists()
 
 
-def designer(url: str, records: MemoryRecordStore | None = None) -> LLMDesigner:
+def designer(
+    url: str, records: MemoryRecordStore | None = None, on_progress: ProgressCallback | None = None
+) -> LLMDesigner:
     settings = LLMSettings(base_url=url, model=MODEL_ALIAS, timeout_seconds=300, max_retries=0, max_tokens=1500)
-    return LLMDesigner(LLMClient(settings, records=records), critic=False)
+    return LLMDesigner(LLMClient(settings, records=records, on_progress=on_progress), critic=False)
+
+
+@pytest.mark.llm
+def test_real_design_streams_its_progress(llm_server: str) -> None:
+    seen: list[StreamProgress] = []
+    design = designer(llm_server, on_progress=seen.append).design(DesignRequest(game="crafter", cycle=1, num_envs=2))
+    done = [p for p in seen if p.done]
+    assert len(done) == design.usage.calls and sum(p.tokens for p in done) == design.usage.completion_tokens
+    assert any(p.tokens > 0 and not p.done for p in seen)  # reported while the model was still writing
+    first_call = seen[: seen.index(done[0]) + 1]
+    assert [p.tokens for p in first_call] == sorted(p.tokens for p in first_call)
+    assert all(p.tokens_per_second > 0 for p in first_call if p.tokens > 1)
+    assert design.attempts[0]["latencySeconds"] >= done[0].seconds - 0.1  # the whole answer, not its headers
 
 
 @pytest.mark.llm

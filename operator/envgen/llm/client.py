@@ -6,6 +6,11 @@
   ``json_schema`` -> ``json_object`` + ``schema`` (llama-cpp-python style) -> plain ``json_object`` -> none.
   A 400/422, or a 5xx whose body names ``response_format``/``json_schema``, moves to the next rung at once
   (the 5xx is marked not-retryable, so it burns no retries); the working rung is kept for the client's lifetime.
+* Answers are streamed (``stream=True``, same ``response_format``), so a slow server shows progress: an optional
+  callback gets a :class:`StreamProgress` (tokens so far, tokens/s) about twice a second and once at the end,
+  and the request timeout bounds the silence between tokens, not the whole answer. An endpoint that rejects
+  streaming (an error naming ``stream``) or answers a streamed request in one JSON body is asked without
+  streaming from then on.
 * Every HTTP attempt is logged (rung, status, error class, latency, tokens, record key; never the API key),
   and answers go through an optional :class:`~envgen.llm.records.RecordStore` for record/replay.
 
@@ -14,13 +19,16 @@ Validation of the answer's content belongs to the caller: :meth:`LLMClient.chat`
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..contracts import ChatMessage, LLMUsage
 from ..models import as_float
@@ -32,6 +40,8 @@ RUNGS: tuple[Rung, ...] = ("json_schema", "json_object+schema", "json_object", "
 NO_API_KEY = "not-needed"  # OpenAI-compatible local servers accept any key; the SDK insists on one
 
 _FORMAT_RE = re.compile(r"response_format|json_schema|json_object", re.IGNORECASE)
+_STREAM_RE = re.compile(r"\bstream", re.IGNORECASE)
+PROGRESS_INTERVAL_SECONDS = 0.5
 _CONTEXT_RE = re.compile(r"context (length|size|window)|too many tokens|too long|exceeds", re.IGNORECASE)
 
 
@@ -91,6 +101,46 @@ class CallLog:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StreamProgress:
+    """How far the answer being streamed has come."""
+
+    tokens: int  # completion tokens received so far
+    seconds: float  # since the request was sent
+    decode_seconds: float  # since the first token arrived (0 before it)
+    done: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generation speed since the first token."""
+        return self.tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        """``812 tokens, 41.3 tokens/s`` (or ``reading the prompt, 12 s`` before the first token)."""
+        if self.tokens == 0:
+            return f"reading the prompt, {self.seconds:.0f} s"
+        return f"{self.tokens} tokens, {self.tokens_per_second:.1f} tokens/s"
+
+
+ProgressCallback = Callable[[StreamProgress], None]
+
+
+class ProgressLog:
+    """A :data:`ProgressCallback` that logs one line per ``every_seconds`` while streaming, and one at the end."""
+
+    def __init__(self, logger: logging.Logger, label: str, every_seconds: float = 15.0) -> None:
+        self.logger, self.label, self.every_seconds = logger, label, every_seconds
+        self._next = every_seconds
+
+    def __call__(self, progress: StreamProgress) -> None:
+        if progress.done:
+            self.logger.info("%s: LLM answer of %s in %.1f s", self.label, progress.describe(), progress.seconds)
+            self._next = self.every_seconds
+        elif progress.seconds >= self._next:
+            self.logger.info("%s: LLM answering, %s", self.label, progress.describe())
+            self._next = progress.seconds + self.every_seconds
+
+
 def response_format(rung: Rung, schema: dict[str, Any], name: str) -> dict[str, Any] | None:
     """The ``response_format`` body of a rung."""
     if rung == "json_schema":
@@ -143,6 +193,30 @@ def _is_format_rejection(exc: openai.APIStatusError) -> bool:
     return exc.status_code >= 500 and bool(_FORMAT_RE.search(body))
 
 
+def _is_stream_rejection(exc: openai.APIStatusError) -> bool:
+    body = f"{exc.message} {exc.body}"
+    return (exc.status_code in (400, 422) or exc.status_code >= 500) and bool(
+        _STREAM_RE.search(body) and not _FORMAT_RE.search(body)
+    )
+
+
+def _parts(completion: ChatCompletion) -> tuple[str, str | None, int, int]:
+    """Text, finish reason, prompt and completion tokens of a whole (non-streamed) answer."""
+    choice = completion.choices[0] if completion.choices else None
+    usage = completion.usage
+    return (
+        (choice.message.content or "") if choice is not None else "",
+        choice.finish_reason if choice is not None else None,
+        usage.prompt_tokens if usage else 0,
+        usage.completion_tokens if usage else 0,
+    )
+
+
+def _progress(tokens: int, started: float, first: float | None, now: float, done: bool = False) -> StreamProgress:
+    decode = now - first if first is not None else 0.0
+    return StreamProgress(tokens=tokens, seconds=round(now - started, 3), decode_seconds=round(decode, 3), done=done)
+
+
 def _describe(exc: openai.APIError) -> str:
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code} ({type(exc).__name__}): {str(exc.message)[:300]}"
@@ -152,10 +226,18 @@ def _describe(exc: openai.APIError) -> str:
 class LLMClient:
     """Chat completions with structured-output fallbacks, retries, accounting and record/replay."""
 
-    def __init__(self, settings: LLMSettings, *, records: RecordStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        records: RecordStore | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
         self.settings = settings
         self.records = records
+        self.on_progress = on_progress
         self._rung = 0
+        self._stream = True
         self._transport = _AttemptTransport(httpx2.HTTPTransport())
         self._sdk = openai.OpenAI(
             base_url=settings.base_url,
@@ -202,6 +284,9 @@ class LLMClient:
             except openai.APIStatusError as exc:
                 if log.attempts:
                     log.attempts[-1]["error"] = type(exc).__name__
+                if self._stream and _is_stream_rejection(exc):
+                    self._no_stream(log, f"HTTP {exc.status_code}")
+                    continue
                 if _is_format_rejection(exc) and self._rung < len(RUNGS) - 1:
                     rejected = {"status": exc.status_code, "error": type(exc).__name__}
                     if self.records is not None:
@@ -219,6 +304,10 @@ class LLMClient:
         tries = f"no answer after {self.settings.max_retries + 1} tries: " if retried else ""
         return f"{self.settings.base_url}: {tries}{_describe(exc)}"
 
+    def _no_stream(self, log: CallLog, why: str) -> None:
+        self._stream = False
+        log.notes.append(f"endpoint does not stream ({why}); asking without streaming from now on")
+
     def _step_down(self, log: CallLog, rung: Rung, why: str) -> None:
         self._rung += 1
         log.notes.append(f"endpoint rejected response_format {rung} ({why}); using {RUNGS[self._rung]} from now on")
@@ -232,30 +321,33 @@ class LLMClient:
     def _call(self, request: dict[str, Any], rung: Rung, key: str, log: CallLog) -> Answer:
         started = time.monotonic()
         rf = request["response_format"]
+        kwargs: dict[str, Any] = {
+            "model": request["model"],
+            "messages": cast(Any, request["messages"]),
+            "temperature": request["temperature"],
+            "max_tokens": request["max_tokens"],
+            "extra_body": {"response_format": rf} if rf is not None else None,
+        }
         try:
-            completion = self._sdk.chat.completions.create(
-                model=request["model"],
-                messages=cast(Any, request["messages"]),
-                temperature=request["temperature"],
-                max_tokens=request["max_tokens"],
-                extra_body={"response_format": rf} if rf is not None else None,
-            )
+            if self._stream:
+                text, finish, prompt_tokens, completion_tokens = self._streamed(kwargs, started, log)
+            else:
+                text, finish, prompt_tokens, completion_tokens = _parts(self._sdk.chat.completions.create(**kwargs))
         finally:
             last = self._drain(log, rung, key)
         latency = round(time.monotonic() - started, 3)
-        choice = completion.choices[0] if completion.choices else None
-        usage = completion.usage
         answer = Answer(
-            text=(choice.message.content or "") if choice is not None else "",
-            finish_reason=choice.finish_reason if choice is not None else None,
+            text=text,
+            finish_reason=finish,
             rung=rung,
             key=key,
             cached=False,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             latency_seconds=latency,
         )
         last.update(
+            latencySeconds=latency,  # the whole answer, not just its headers (streamed answers)
             finishReason=answer.finish_reason,
             promptTokens=answer.prompt_tokens,
             completionTokens=answer.completion_tokens,
@@ -281,6 +373,36 @@ class LLMClient:
                 },
             )
         return answer
+
+    def _streamed(self, kwargs: dict[str, Any], started: float, log: CallLog) -> tuple[str, str | None, int, int]:
+        """Stream one answer, reporting progress; an answer sent in one JSON body is taken as it is."""
+        stream = self._sdk.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+        with stream:
+            if not stream.response.headers.get("content-type", "").startswith("text/event-stream"):
+                self._no_stream(log, "it answered a streamed request in one body")
+                stream.response.read()
+                return _parts(ChatCompletion.model_validate(stream.response.json()))
+            parts: list[str] = []
+            finish: str | None = None
+            usage = None
+            first: float | None = None
+            reported = started
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+                        first = first or time.monotonic()
+                    finish = choice.finish_reason or finish
+                now = time.monotonic()
+                if self.on_progress is not None and now - reported >= PROGRESS_INTERVAL_SECONDS:
+                    reported = now
+                    self.on_progress(_progress(len(parts), started, first, now))
+        tokens = usage.completion_tokens if usage is not None else len(parts)
+        if self.on_progress is not None:
+            self.on_progress(_progress(tokens, started, first, time.monotonic(), done=True))
+        return "".join(parts), finish, usage.prompt_tokens if usage is not None else 0, tokens
 
     @staticmethod
     def _replay(response: dict[str, Any], rung: Rung, key: str, log: CallLog) -> Answer:
