@@ -79,7 +79,7 @@ class LLMSpec(CamelModel):
     @classmethod
     def _temperature_range(cls, v: str) -> str:
         if not 0.0 <= as_float(v) <= 2.0:
-            raise ValueError(f"must be between \"0\" and \"2\", got \"{v}\"")
+            raise ValueError(f'must be between "0" and "2", got "{v}"')
         return v
 
     @field_validator("base_url")
@@ -198,6 +198,33 @@ class EnvGenRunSpec(CamelModel):
         default=None,
         description="Kueue LocalQueue for the training Jobs (label kueue.x-k8s.io/queue-name; they are created "
         "suspended until Kueue admits them). The same label on the EnvGenRun works too. Ignored by local mode.",
+    )
+
+
+# Top-level spec fields that may change while a run exists: the CRD lets them change (every other field has an
+# immutability CEL rule) and ``envgen run`` resumes a run directory whose spec differs only in them. They decide how
+# long and how far a run goes and which endpoint designs (cycles, llm, maxFailedTasks, suspend,
+# activeDeadlineSeconds, objective), or place training Jobs in the cluster only (resources, queueName); none changes
+# what one cycle trains. The fields that shape training (game, designer, envsPerCycle, seeds, training, agent,
+# checkpoints) are fixed: changing them mid-run would mix incompatible cycles and checkpoints.
+MUTABLE_FIELDS: frozenset[str] = frozenset(
+    {
+        "cycles",
+        "llm",
+        "max_failed_tasks",
+        "suspend",
+        "active_deadline_seconds",
+        "objective",
+        "resources",
+        "queue_name",
+    }
+)
+
+
+def immutable_fields() -> tuple[str, ...]:
+    """The camelCase names of the spec fields that cannot change once a run exists, in declaration order."""
+    return tuple(
+        field.alias or name for name, field in EnvGenRunSpec.model_fields.items() if name not in MUTABLE_FIELDS
     )
 
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel
 
 from ..models import DecimalString
-from ..spec import MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec
+from ..spec import MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec, immutable_fields
 from . import API_GROUP, API_VERSION, CATEGORY, CYCLES_PLURAL, RUNS_PLURAL
 from .cycles import KIND as CYCLE_KIND
 from .cycles import CycleSpec, CycleStatus
@@ -56,8 +56,6 @@ SPEC_RULES: dict[str, list[Schema]] = {
         )
     ],
 }
-# Fields that shape what the run trains; changing them mid-run would mix incompatible cycles.
-IMMUTABLE = ("game", "designer", "envsPerCycle", "seeds", "training", "agent", "checkpoints")
 EXTRA_PATTERNS = {"llm.baseURL": r"^https?://"}
 
 
@@ -188,7 +186,7 @@ def spec_schema() -> Schema:
     """The EnvGenRun ``spec`` schema: the model, its validators as CEL, and immutability of run-shaping fields."""
     defaults = EnvGenRunSpec().model_dump(mode="json", by_alias=True)
     rules = {path: list(r) for path, r in SPEC_RULES.items()}
-    for f in IMMUTABLE:
+    for f in immutable_fields():
         rules.setdefault(f, []).append({"rule": "self == oldSelf", "message": f"{f} cannot change once a run exists"})
     return _Walker(EnvGenRunSpec, defaults=defaults, rules=rules).walk()
 

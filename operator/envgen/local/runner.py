@@ -15,14 +15,12 @@ from ..contracts import CycleDesign, DesignRequest
 from ..designers import Designer, make_designer
 from ..driver import step
 from ..engine import Observed
-from ..spec import EnvGenRun, EnvGenRunSpec, SpecError
+from ..spec import MUTABLE_FIELDS, EnvGenRun, EnvGenRunSpec, SpecError
 from .backend import LocalBackend
 from .progress import Progress
 from .report import summary_table, write_report
 from .rundir import RunDir, read_json, write_json
 
-# Spec fields that may change between an interrupted run and its resumption.
-MUTABLE_FIELDS = {"suspend", "max_failed_tasks", "active_deadline_seconds", "objective"}
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
@@ -102,6 +100,7 @@ class LocalDesigner:
             base_url=base_url,
             api_key=resolve_api_key(self.run),
             records=DirectoryRecordStore(self.rundir.llm_records),
+            on_progress=self.progress.llm,
         )
 
     def close(self) -> None:
