@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..llm.client import LLMClient, LLMSettings
+from ..llm.client import LLMClient, LLMSettings, ProgressCallback
 from ..llm.records import RecordStore
 from ..spec import EnvGenRunSpec
 from .base import Designer
@@ -17,14 +17,17 @@ def make_designer(
     base_url: str | None = None,
     api_key: str | None = None,
     records: RecordStore | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Designer:
     """The designer of ``spec.designer.type``; ``base_url`` overrides ``spec.llm.baseURL``.
 
-    Only ``llm`` and ``fixed`` need an endpoint; ``api_key`` is already resolved by the caller.
+    Only ``llm`` and ``fixed`` need an endpoint; ``api_key`` is already resolved by the caller; ``on_progress``
+    sees each LLM answer as it streams in.
     """
     kind = spec.designer.type
     if kind in ("llm", "fixed"):
-        client = LLMClient(LLMSettings.from_spec(spec.llm, base_url=base_url, api_key=api_key), records=records)
+        settings = LLMSettings.from_spec(spec.llm, base_url=base_url, api_key=api_key)
+        client = LLMClient(settings, records=records, on_progress=on_progress)
         llm = LLMDesigner(client, critic=spec.designer.critic)
         return llm if kind == "llm" else FixedDesigner(llm)
     if kind == "easy-to-hard":

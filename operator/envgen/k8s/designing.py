@@ -6,6 +6,7 @@ The key is read per design, held in memory only, never logged and never written 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ from typing import NoReturn
 
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import DesignError, make_designer
+from ..llm.client import ProgressLog
 from ..spec import DesignerType, EnvGenRun
 from . import metrics
 from .kube import Kube
 
+log = logging.getLogger(__name__)
 BASE_URL_ENV = "ENVGEN_DEFAULT_LLM_BASE_URL"
 LLM_DESIGNERS: frozenset[str] = frozenset({"llm", "fixed"})
 
@@ -48,9 +51,10 @@ class RunDesigner:
         base_url = self.run.spec.llm.base_url or os.environ.get(BASE_URL_ENV)
         if self.uses_llm and not base_url:
             self._failed("NoEndpoint", f"no LLM endpoint: set spec.llm.baseURL or the operator's {BASE_URL_ENV}")
-        designer = make_designer(self.run.spec, base_url=base_url, api_key=self._api_key())
-        started = time.monotonic()
         ns = self.kube.ns
+        progress = ProgressLog(log, f"run {ns}/{self.run.metadata.name} cycle {request.cycle}")
+        designer = make_designer(self.run.spec, base_url=base_url, api_key=self._api_key(), on_progress=progress)
+        started = time.monotonic()
         try:
             design = designer.design(request)
         except DesignError as exc:

@@ -1,4 +1,5 @@
-"""Terminal progress for a local run: a bar for phases and one bar per running training task."""
+"""Terminal progress for a local run: a bar for phases, one bar per running training task, and the LLM's answer
+(tokens so far and tokens/s) while a design is being written."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..engine import RunSummary
+from ..llm.client import StreamProgress
 from ..spec import EnvGenRun
 from .rundir import RunDir, read_json
 
@@ -21,11 +23,23 @@ class Progress:
         self.quiet = quiet
         self.phases = tqdm(total=run.spec.cycles + 1, desc="phases", unit="phase", disable=quiet, position=0)
         self.tasks: dict[str, tqdm[Any]] = {}
+        self.answer: tqdm[Any] | None = None
 
     def note(self, message: str) -> None:
         """A line above the bars."""
         if not self.quiet:
             tqdm.write(message)
+
+    def llm(self, progress: StreamProgress) -> None:
+        """The LLM answer being streamed: one line, removed when the answer is complete."""
+        if self.quiet:
+            return
+        if self.answer is None:
+            self.answer = tqdm(bar_format="{desc}", position=len(self.tasks) + 1, leave=False)
+        self.answer.set_description_str(f"LLM: {progress.describe()}", refresh=True)
+        if progress.done:
+            self.answer.close()
+            self.answer = None
 
     def update(self, summary: RunSummary | None, running: dict[str, Any]) -> None:
         """Refresh bars: phases from the summary, task bars from progress.json."""
@@ -54,6 +68,9 @@ class Progress:
             bar.refresh()
 
     def close(self) -> None:
+        if self.answer is not None:
+            self.answer.close()
+            self.answer = None
         for bar in self.tasks.values():
             bar.close()
         self.tasks.clear()
