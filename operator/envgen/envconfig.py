@@ -105,10 +105,6 @@ class CrafterEnvConfig(StrictModel):
     inventory_settings: CrafterInventorySettings = Field(default_factory=CrafterInventorySettings)
     world_settings: CrafterWorldSettings = Field(default_factory=CrafterWorldSettings)
 
-    def is_stock(self) -> bool:
-        """True when the config changes nothing about stock Crafter."""
-        return self == CrafterEnvConfig()
-
 
 HeistMode = Literal["easy", "hard", "memory"]
 WORLD_DIM: dict[HeistMode, int] = {"easy": 9, "hard": 13, "memory": 23}

@@ -36,15 +36,13 @@ _DECIMAL_RE = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 def _decimal_string(value: Any) -> str:
     if isinstance(value, bool):
-        raise ValueError("expected a quoted decimal string such as \"0.5\"")
+        raise ValueError('expected a quoted decimal string such as "0.5"')
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        raise ValueError(
-            f"floats are not allowed in the spec (Kubernetes API conventions); quote it: \"{value}\""
-        )
+        raise ValueError(f'floats are not allowed in the spec (Kubernetes API conventions); quote it: "{value}"')
     if not isinstance(value, str) or not _DECIMAL_RE.match(value.strip()):
-        raise ValueError(f"expected a quoted decimal string such as \"0.5\", got {value!r}")
+        raise ValueError(f'expected a quoted decimal string such as "0.5", got {value!r}')
     try:
         Decimal(value)
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
@@ -75,5 +73,34 @@ def describe_validation_error(exc: ValidationError, root: str = "") -> str:
             msg = f"must be one of {ctx.get('expected', '')}, got {err.get('input')!r}"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] in _TYPE_NAMES:
+            msg = f"must be {_TYPE_NAMES[err['type']]}, got {_describe_input(err.get('input'))}"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{err.get('input')!r} does not match {(err.get('ctx') or {}).get('pattern')}"
         lines.append(f"{path}: {msg}")
     return "\n".join(lines)
+
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "bool_type": "a boolean (true or false)",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _describe_input(value: Any) -> str:
+    """What a wrong-typed value was, with the usual fix: YAML reads true/yes/on as booleans, quotes make strings."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()} (YAML reads true/false/yes/no/on/off as booleans)"
+    if isinstance(value, str):
+        return f"the string {value!r} (remove the quotes for a number or boolean)"
+    if isinstance(value, float):
+        return f"the float {value} (no floats in the spec; integers, or decimals as quoted strings)"
+    if isinstance(value, int):
+        return f"the integer {value} (quote it for a string)"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from . import safeyaml
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
 DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "none"]
@@ -20,6 +21,15 @@ GameName = Literal["crafter", "heist"]
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 40  # child names <run>-c<k>-s<seed>-r<n> must fit in 63 characters
+
+# An http(s) URL without credentials, whitespace or quotes (an API key goes in apiKey, never in the URL).
+BASE_URL_RE = re.compile(r"^https?://[^\s/?#@\"'<>\\]+(/[^\s\"'<>\\]*)?$")
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# Model names as OpenAI-compatible servers spell them ("gpt-4o-mini", "Qwen/Qwen2.5-7B-Instruct", "llama3:8b").
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+
+MAX_ENTRIES = 64  # entries of a map field (the CRD's maxProperties)
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -29,13 +39,20 @@ class SpecError(ValueError):
     """An invalid EnvGenRun document; ``str()`` names every bad field and what is allowed."""
 
 
-class Metadata(CamelModel):
+class SpecModel(CamelModel):
+    """A part of the EnvGenRun document: strict, so booleans, numbers and strings never coerce into each other
+    (YAML ``true`` is no ``cycles: 1``, ``"4"`` no integer); decimals are DecimalString (int or quoted string)."""
+
+    model_config = CamelModel.model_config | {"strict": True}
+
+
+class Metadata(SpecModel):
     """The subset of Kubernetes object metadata a run uses."""
 
-    model_config = CamelModel.model_config | {"extra": "ignore"}  # server-set fields are fine here
+    model_config = SpecModel.model_config | {"extra": "ignore"}  # server-set fields are fine here
 
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-    namespace: str | None = None
+    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -50,25 +67,25 @@ class Metadata(CamelModel):
         return v
 
 
-class SecretKeyRef(CamelModel):
+class SecretKeyRef(SpecModel):
     """A key of a Kubernetes Secret in the run's namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    key: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 
 
-class ApiKeySource(CamelModel):
+class ApiKeySource(SpecModel):
     """Where the LLM API key comes from: an environment variable (local) or a Secret (cluster). Never inline."""
 
     env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     secret_key_ref: SecretKeyRef | None = None
 
 
-class LLMSpec(CamelModel):
+class LLMSpec(SpecModel):
     """An OpenAI-compatible endpoint. With no baseURL, local mode starts the embedded model."""
 
     base_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="baseURL")
-    model: Annotated[str, Field(min_length=1, max_length=256)] = "smollm2-135m"
+    model: Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_NAME)] = "smollm2-135m"
     api_key: ApiKeySource | None = None
     temperature: DecimalString = "0"
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
@@ -85,19 +102,19 @@ class LLMSpec(CamelModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://", v):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        if v is not None and not BASE_URL_RE.match(v):
+            raise ValueError(f"must be an http:// or https:// URL without credentials, spaces or quotes, got {v!r}")
         return v
 
 
-class DesignerSpec(CamelModel):
+class DesignerSpec(SpecModel):
     """Which designer writes the environments."""
 
     type: DesignerType = "llm"
     critic: bool = True  # detect degenerate LLM designs and ask for one repair
 
 
-class TrainingSpec(CamelModel):
+class TrainingSpec(SpecModel):
     """Environment steps per phase (per seed). Designed-env steps are shared by the N envs."""
 
     designed_env_steps: NonNegInt = 120_000
@@ -108,7 +125,7 @@ class TrainingSpec(CamelModel):
     designed_env_length: Annotated[int, Field(ge=16, le=100_000)] = 1024
 
 
-class AgentSpec(CamelModel):
+class AgentSpec(SpecModel):
     """PPO settings (CleanRL names). Decimals are strings."""
 
     network: Literal["nature", "impala"] = "nature"
@@ -135,13 +152,13 @@ class AgentSpec(CamelModel):
         return self
 
 
-class ObjectiveSpec(CamelModel):
+class ObjectiveSpec(SpecModel):
     """Stop early with Succeeded once the score (percent) reaches goalScore."""
 
     goal_score: DecimalString | None = None
 
 
-class Toleration(CamelModel):
+class Toleration(SpecModel):
     """A pod toleration (subset of core/v1 Toleration)."""
 
     key: Annotated[str, Field(max_length=253)] | None = None
@@ -151,33 +168,35 @@ class Toleration(CamelModel):
     toleration_seconds: int | None = None
 
 
-class ResourcesSpec(CamelModel):
+class ResourcesSpec(SpecModel):
     """Resources and placement of training Jobs (ignored by local mode)."""
 
-    image: Annotated[str, Field(max_length=512)] | None = None
+    image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")] | None = None
     requests: dict[str, Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=lambda: {"cpu": "2", "memory": "4Gi"}
+        default_factory=lambda: {"cpu": "2", "memory": "4Gi"}, max_length=MAX_ENTRIES
     )
-    limits: dict[str, Annotated[str, Field(max_length=64)]] = Field(default_factory=dict)
-    node_selector: dict[str, Annotated[str, Field(max_length=253)]] = Field(default_factory=dict)
+    limits: dict[str, Annotated[str, Field(max_length=64)]] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    node_selector: dict[str, Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES
+    )
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 1
     job_active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
     ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = 3600
 
 
-class CheckpointSpec(CamelModel):
+class CheckpointSpec(SpecModel):
     """Where checkpoints live in the cluster: an existing claim, or one the operator creates."""
 
-    claim_name: Annotated[str, Field(max_length=253)] | None = None
-    storage_class_name: Annotated[str, Field(max_length=253)] | None = None
+    claim_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
+    storage_class_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
     size: Annotated[str, Field(max_length=32)] = "5Gi"
 
 
 QueueName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 
 
-class EnvGenRunSpec(CamelModel):
+class EnvGenRunSpec(SpecModel):
     """What a run does. Defaults follow the paper's schedule."""
 
     game: GameName = "crafter"
@@ -228,15 +247,15 @@ def immutable_fields() -> tuple[str, ...]:
     )
 
 
-class EnvGenRun(CamelModel):
+class EnvGenRun(SpecModel):
     """A whole EnvGenRun document (``apiVersion``, ``kind``, ``metadata``, ``spec``; ``status`` is ignored)."""
 
-    model_config = CamelModel.model_config | {"extra": "forbid"}
+    model_config = SpecModel.model_config | {"extra": "forbid"}
 
     api_version: Literal["envgen.dev/v1alpha1"] = Field(default="envgen.dev/v1alpha1", alias="apiVersion")
     kind: Literal["EnvGenRun"] = "EnvGenRun"
     metadata: Metadata
-    spec: EnvGenRunSpec = Field(default_factory=EnvGenRunSpec)
+    spec: EnvGenRunSpec
     status: dict[str, Any] | None = None
 
     @property
@@ -255,14 +274,14 @@ def parse_run(doc: Any, source: str = "run") -> EnvGenRun:
 
 
 def load_run(path: str | Path) -> EnvGenRun:
-    """Read and validate a run.yaml (a single document)."""
+    """Read and validate a run.yaml: one document, bounded in size and depth, no aliases or duplicate keys."""
     p = Path(path)
     try:
-        text = p.read_text()
+        doc = safeyaml.load(p)
     except OSError as exc:
         raise SpecError(f"cannot read {p}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
+    except safeyaml.UnsafeYAMLError as exc:
+        raise SpecError(f"{p} is refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{p} is not valid YAML: {exc}") from None
     return parse_run(doc, str(p))

@@ -23,7 +23,6 @@ class Evaluation:
     reward_std: float | None = None
     length_mean: float | None = None
     episodes: int = 0
-    steps: int = 0
 
 
 def eval_specs(game: str, mode: str, seed: int, count: int) -> list[EnvSpec]:
@@ -35,20 +34,18 @@ def eval_specs(game: str, mode: str, seed: int, count: int) -> list[EnvSpec]:
     return [EnvSpec("heist", seed + i, "eval", HeistEnvConfig(distribution_mode=mode)) for i in range(count)]
 
 
-def collect(agent: PPO, vec: VecEnv, episodes: int) -> tuple[list[Episode], int]:
+def collect(agent: PPO, vec: VecEnv, episodes: int) -> list[Episode]:
     """The first ``episodes`` episodes, an equal quota per env (so short episodes are not favoured)."""
     quota = [episodes // vec.num_envs + (i < episodes % vec.num_envs) for i in range(vec.num_envs)]
     got: list[Episode] = []
     obs = vec.reset()
-    steps = 0
     while len(got) < episodes:
         obs, _, _, finished = vec.step(agent.policy(obs))
-        steps += vec.num_envs
         for ep in finished:
             if quota[ep.slot] > 0:
                 quota[ep.slot] -= 1
                 got.append(ep)
-    return got, steps
+    return got
 
 
 def evaluate(agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: int, num_envs: int,
@@ -58,14 +55,12 @@ def evaluate(agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: i
         return Evaluation()
     per_run: list[dict[str, float]] = []
     all_eps: list[Episode] = []
-    steps = 0
     envs = max(1, min(num_envs, episodes))
     with VecEnv(eval_specs(game, mode, seed, envs), num_workers) as vec:
         for _ in range(runs):
-            eps, n = collect(agent, vec, episodes)
+            eps = collect(agent, vec, episodes)
             per_run.append(success_rates(eps, game))
             all_eps.extend(eps)
-            steps += n
     names = skill_names(game)
     mean = {k: statistics.fmean(r[k] for r in per_run) for k in names}
     returns = [ep.ret for ep in all_eps]
@@ -77,5 +72,4 @@ def evaluate(agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: i
         reward_std=std(returns),
         length_mean=statistics.fmean(ep.length for ep in all_eps),
         episodes=len(all_eps),
-        steps=steps,
     )

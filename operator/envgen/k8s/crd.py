@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel
 
 from ..models import DecimalString
-from ..spec import MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec, immutable_fields
+from ..spec import BASE_URL_RE, MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec, immutable_fields
 from . import API_GROUP, API_VERSION, CATEGORY, CYCLES_PLURAL, RUNS_PLURAL
 from .cycles import KIND as CYCLE_KIND
 from .cycles import CycleSpec, CycleStatus
@@ -56,7 +56,7 @@ SPEC_RULES: dict[str, list[Schema]] = {
         )
     ],
 }
-EXTRA_PATTERNS = {"llm.baseURL": r"^https?://"}
+EXTRA_PATTERNS = {"llm.baseURL": BASE_URL_RE.pattern}
 
 
 def _decimal_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -216,9 +216,10 @@ def run_crd() -> Schema:
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": {**spec_schema(), "default": {}},
+            "spec": spec_schema(),
             "status": _Walker(RunStatus, list_maps={"conditions": ["type"], "skills": ["name"]}).walk(),
         },
+        "required": ["spec"],
         "x-kubernetes-validations": [name_rule],
     }
     return _crd("EnvGenRun", RUNS_PLURAL, ["egr"], schema, columns)
