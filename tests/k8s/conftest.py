@@ -93,7 +93,7 @@ def install_crds(api: client.ApiClient) -> list[str]:
 def real_server() -> Iterator[RealServer]:
     """The session's real API server (given, or the shared control plane started for it); skips without one."""
     given = control_plane.given_kubeconfig()
-    if given is None and not control_plane.available():
+    if not control_plane.available():
         pytest.skip("no real API server: set ENVGEN_TEST_REAL_KUBECONFIG or provide ../shared/k8s")
     with _server_kubeconfig(given) as kubeconfig:
         api = config.new_client_from_config(config_file=str(kubeconfig))

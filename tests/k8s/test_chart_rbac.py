@@ -198,8 +198,11 @@ async def test_a_role_without_owner_finalizers_gets_a_condition_and_an_event(
             pytest.skip("this API server does not enforce OwnerReferencesPermissionEnforcement")
         assert seen["reason"] == "Forbidden" and "blockOwnerDeletion" in seen["message"], seen
         assert "EnvGenCycle" in seen["message"]
-        events = await c.events("owned")
-        assert any(e["reason"] == "ChildCreateFailed" and e["type"] == "Warning" for e in events), events
+
+        async def warned() -> bool:
+            return any(e["reason"] == "ChildCreateFailed" and e["type"] == "Warning" for e in await c.events("owned"))
+
+        await eventually(warned, 30, "a ChildCreateFailed Warning Event")
     finally:
         await op.stop()
 

@@ -236,10 +236,10 @@ class KubernetesBackend:
         old = self.status
         conds = set_condition(old.conditions, CHILDREN_CREATED, "False", exc.reason, str(exc), self.generation)
         new = old.model_copy(update={"conditions": conds})
-        if new.dump() != old.dump():
+        if new.dump() != old.dump():  # one Event per distinct refusal, not one per retry
             self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"conditions": [c.dump() for c in conds]})
             self.status = new
-        self.kube.event(self.body, "Warning", "ChildCreateFailed", str(exc))
+            self.kube.event(self.body, "Warning", "ChildCreateFailed", str(exc))
 
     # ---- helpers ----
     def _claim(self) -> str | None:
