@@ -23,7 +23,7 @@ from kmock._internal.apps import Server
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from envgen.k8s import API_GROUP, API_VERSION, RUNS_PLURAL
+from envgen.k8s import API_GROUP, API_VERSION, CYCLES_PLURAL, RUNS_PLURAL
 from envgen.k8s.crd import cycle_crd, run_crd
 
 from . import control_plane
@@ -86,6 +86,15 @@ def install_crds(api: client.ApiClient) -> list[str]:
                 break
             assert time.monotonic() < deadline, f"{crd['metadata']['name']} not Established"
             time.sleep(0.2)
+    custom = client.CustomObjectsApi(api)
+    for plural in (RUNS_PLURAL, CYCLES_PLURAL):  # served once the new storage answers (429 while initializing)
+        while True:
+            try:
+                custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural, limit=1)
+                break
+            except ApiException as exc:
+                assert exc.status == 429 and time.monotonic() < deadline, exc
+                time.sleep(0.2)
     return created
 
 
