@@ -160,7 +160,7 @@ async def test_chart_installs_and_the_operator_runs_on_its_role_alone(
     run = await c.run("chart")
     assert run is not None and run["status"]["checkpointClaim"] == "chart-checkpoints"
     await c.delete_run("chart")
-    await eventually(lambda: _gone(c, "chart"), 60, "run deleted through the operator's finalizer")
+    await eventually(lambda: _gone(c, "chart"), 30, "run deleted through the operator's finalizer")
     log = await chart_operator.stop()
     noisy = [line for line in log.splitlines() if "ERROR" in line or "Forbidden" in line or "permission" in line]
     assert not noisy, "\n".join(noisy)

@@ -52,6 +52,9 @@ def make_settings(cfg: OperatorConfig) -> kopf.OperatorSettings:
     settings.posting.level = logging.WARNING  # transitions post their own Events; no event per timer tick
     # Kopf otherwise lists and watches namespaces and CRDs cluster-wide, which a Role forbids (retried, logged).
     settings.scanning.disabled = cfg.namespaced
+    # A run deleted while its timer is mid-reconcile: Kopf looks again for the timer's exit after this many seconds
+    # before it releases the finalizer (its default, 60 s, held deleted runs for a minute).
+    settings.background.cancellation_polling = 2.0
     return settings
 
 
