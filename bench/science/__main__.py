@@ -1,0 +1,7 @@
+"""``python -m bench.science``."""
+
+import sys
+
+from .run import main
+
+sys.exit(main())

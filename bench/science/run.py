@@ -1,0 +1,270 @@
+"""Run arms x seeds of the science benchmark through ``envgen run``; resumable; commits raw results as they land.
+
+    python -m bench.science run --profile cpu --arms none heuristic --seeds 3
+    python -m bench.science run --profile paper --arms none --max-minutes 9     # GPU, one chunk; rerun to resume
+    python -m bench.science report --profile cpu                               # tables and plots only
+
+Each arm is one EnvGenRun (``seeds`` parallel seeds, pooled feedback, as the project runs them) in
+``bench/science/runs/<profile>/<arm>/`` (ignored by git). Every finished task's metrics, the cycle designs and
+``finished.json`` are copied to ``bench/science/results/<profile>/<arm>/`` (committed with ``--commit``); a finished
+arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent.parent
+# Where runs, raw results and reports live (a temporary folder in tests).
+ROOT = Path(os.environ.get("ENVGEN_SCIENCE_DIR", Path(__file__).resolve().parent))
+RUNS = ROOT / "runs"
+RESULTS = ROOT / "results"
+
+# PPO as in the paper (8 envs x 512 steps, 3 epochs x 8 minibatches, gamma 0.95, lambda 0.65, lr 3e-4, ent 0.01).
+PAPER_PPO: dict[str, Any] = {
+    "learningRate": "3e-4",
+    "numEnvs": 8,
+    "rolloutSteps": 512,
+    "epochs": 3,
+    "minibatches": 8,
+    "gamma": "0.95",
+    "gaeLambda": "0.65",
+    "clipCoef": "0.2",
+    "entropyCoef": "0.01",
+}
+UPDATE = 8 * 512  # env steps per PPO update: phase budgets are whole updates
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # CI: proves the command, the tables and the plots (a few thousand steps, 1 seed).
+    "smoke": {
+        "cycles": 1,
+        "envsPerCycle": 2,
+        "training": {
+            "designedEnvSteps": 1024,
+            "gameSteps": 512,
+            "finalSteps": 1024,
+            "evalEpisodes": 2,
+            "evalRuns": 1,
+            "designedEnvLength": 128,
+        },
+        "agent": {
+            "network": "nature",
+            "numEnvs": 4,
+            "rolloutSteps": 128,
+            "epochs": 1,
+            "minibatches": 4,
+            "device": "cpu",
+        },
+        "reference_steps": 1024,
+    },
+    # 2 CPU cores: 4 cycles x (6 updates designed + 6 updates real game) + 49 updates final = 397,312 steps/seed.
+    "cpu": {
+        "cycles": 4,
+        "envsPerCycle": 4,
+        "training": {
+            "designedEnvSteps": 6 * UPDATE,
+            "gameSteps": 6 * UPDATE,
+            "finalSteps": 49 * UPDATE,
+            "evalEpisodes": 10,
+            "evalRuns": 2,
+            "designedEnvLength": 1024,
+        },
+        "agent": {"network": "nature", **PAPER_PPO, "device": "cpu"},
+        "reference_steps": 61 * UPDATE,  # 249,856: the SB3 comparison's 250k
+    },
+    # The paper's schedule (Table 1) with the IMPALA network, for a GPU machine; run in chunks (--max-minutes).
+    "paper": {
+        "cycles": 4,
+        "envsPerCycle": 4,
+        "training": {
+            "designedEnvSteps": 120_000,
+            "gameSteps": 120_000,
+            "finalSteps": 1_000_000,
+            "evalEpisodes": 20,
+            "evalRuns": 3,
+            "designedEnvLength": 1024,
+        },
+        "agent": {"network": "impala", **PAPER_PPO, "device": "auto"},
+        "reference_steps": 61 * UPDATE,
+    },
+}
+
+# Arm -> designer block. "ppo-250k" is our PPO alone for the SB3 comparison (real game only, reference budget).
+ARMS: dict[str, dict[str, Any]] = {
+    "none": {"type": "none"},
+    "heuristic": {"type": "heuristic"},
+    "learning-progress": {"type": "learning-progress"},
+    "llm-constrained": {"type": "llm", "mode": "constrained"},
+    "fixed": {"type": "fixed"},
+    "easy-to-hard": {"type": "easy-to-hard"},
+    "adversarial": {"type": "adversarial"},
+    "llm": {"type": "llm"},
+    "llm-endpoint": {"type": "llm"},
+    "ppo-250k": {"type": "none"},
+}
+DEFAULT_ARMS = [
+    "none",
+    "heuristic",
+    "learning-progress",
+    "llm-constrained",
+    "fixed",
+    "easy-to-hard",
+    "adversarial",
+    "llm",
+    "ppo-250k",
+]
+
+
+def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, model: str | None = None) -> dict:
+    """The EnvGenRun document of one arm at one profile."""
+    prof = PROFILES[profile]
+    training = dict(prof["training"])
+    cycles = prof["cycles"]
+    if arm == "ppo-250k":
+        cycles = 1
+        training.update(designedEnvSteps=0, gameSteps=0, finalSteps=prof["reference_steps"])
+    spec: dict[str, Any] = {
+        "game": "crafter",
+        "designer": dict(ARMS[arm]),
+        "envsPerCycle": prof["envsPerCycle"],
+        "cycles": cycles,
+        "seeds": seeds,
+        "training": training,
+        "agent": dict(prof["agent"]),
+        "llm": {"timeoutSeconds": 900, "maxRetries": 2},
+    }
+    if arm == "llm-endpoint":
+        if not endpoint:
+            raise SystemExit("arm llm-endpoint needs --endpoint URL (and --model NAME)")
+        spec["llm"].update(baseURL=endpoint, model=model or "gpt-4o", apiKey={"env": "OPENAI_API_KEY"})
+    return {"apiVersion": "envgen.dev/v1alpha1", "kind": "EnvGenRun", "metadata": {"name": f"sci-{arm}"}, "spec": spec}
+
+
+def git_commit(paths: list[Path], message: str) -> None:
+    """Commit exactly ``paths`` (never anything else staged), retrying while another commit holds the index."""
+    rel = [str(p.relative_to(REPO)) for p in paths]
+    for _ in range(30):
+        if not (REPO / ".git" / "index.lock").exists():
+            add = subprocess.run(["git", "add", "--", *rel], cwd=REPO, capture_output=True, text=True)
+            if add.returncode == 0:
+                done = subprocess.run(
+                    ["git", "commit", "-q", "-m", message, "--", *rel], cwd=REPO, capture_output=True, text=True
+                )
+                if done.returncode == 0 or "nothing" in done.stdout + done.stderr:
+                    return
+        time.sleep(5)
+    print(f"[science] could not commit {rel}", file=sys.stderr)
+
+
+def sync(rundir: Path, out: Path) -> list[Path]:
+    """Copy new or changed raw results (task metrics, designs, finished.json) of a run into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    sources = [*sorted((rundir / "metrics").glob("*.json")), *sorted((rundir / "designs").glob("c*.json"))]
+    sources += [p for p in (rundir / "finished.json", rundir / "run.json") if p.exists()]
+    copied = []
+    for src in sources:
+        dst = out / (f"design-{src.name}" if src.parent.name == "designs" else src.name)
+        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+            shutil.copyfile(src, dst)
+            copied.append(dst)
+    return copied
+
+
+def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
+    """Run (or resume) one arm; True when it finished."""
+    out = RESULTS / profile / arm
+    if (out / "finished.json").exists():
+        print(f"[science] {profile}/{arm}: finished earlier, reused")
+        return True
+    rundir = RUNS / profile / arm
+    rundir.mkdir(parents=True, exist_ok=True)
+    spec = rundir.parent / f"{arm}.yaml"
+    spec.write_text(yaml.safe_dump(run_doc(arm, profile, seeds, args.endpoint, args.model), sort_keys=False))
+    cmd = [sys.executable, "-m", "envgen", "run", str(spec), "--run-dir", str(rundir), "-q"]
+    if args.nice:
+        cmd = ["nice", "-n", str(args.nice), *cmd]
+    print(f"[science] {profile}/{arm}: {' '.join(cmd)}", flush=True)
+    log = (rundir.parent / f"{arm}.log").open("a")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while proc.poll() is None:
+            time.sleep(args.poll)
+            _publish(rundir, out, arm, profile, args.commit)
+            if deadline is not None and time.time() > deadline:
+                print(f"[science] {profile}/{arm}: time is up, stopping (rerun to resume)", flush=True)
+                _stop(proc)
+                break
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    finally:
+        log.close()
+    _publish(rundir, out, arm, profile, args.commit)
+    finished = (out / "finished.json").exists()
+    if not finished and proc.returncode not in (0, None) and deadline is None:
+        print(f"[science] {profile}/{arm}: envgen run exited {proc.returncode}; see {rundir.parent / arm}.log")
+    return finished
+
+
+def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> None:
+    copied = sync(rundir, out)
+    if copied and commit:
+        names = ", ".join(p.stem for p in copied if p.stem.startswith("sci-"))
+        git_commit([out], f"Science benchmark raw results: {profile}/{arm} {names or 'designs'}".strip())
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.science", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run (or resume) arms x seeds, then write the report")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    p.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=DEFAULT_ARMS)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--endpoint", help="OpenAI-compatible base URL for the llm-endpoint arm")
+    p.add_argument("--model", help="model name at --endpoint")
+    p.add_argument("--max-minutes", type=float, help="stop after this long (resume by running again)")
+    p.add_argument("--commit", action="store_true", help="git-commit each arm's raw results as they land")
+    p.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
+    p.add_argument("--poll", type=float, default=20.0, help="seconds between result syncs")
+    p = sub.add_parser("report", help="write RESULTS.md, summary.json and the plots from the raw results")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    args = parser.parse_args(argv)
+
+    from .report import write_report
+
+    if args.command == "run":
+        deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
+        for arm in args.arms:
+            finished = run_arm(arm, args.profile, args.seeds, args, deadline)
+            files = write_report(args.profile)
+            if finished and args.commit:
+                git_commit(files, f"Science benchmark report: {args.profile}, {arm} finished")
+            if deadline is not None and time.time() > deadline:
+                break
+        return 0
+    for path in write_report(args.profile):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
