@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_BYTES = 1024 * 1024  # Kubernetes stores an object of at most ~1.5 MiB; a run.yaml is a few KiB
 MAX_DEPTH = 32
@@ -31,19 +31,27 @@ class _Loader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._depth = 0
+        self._path: list[str] = []
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        if self.check_event(AliasEvent):
-            mark = self.peek_event().start_mark
-            raise UnsafeYAMLError(f"YAML aliases (*name) are not allowed (line {mark.line + 1}); write the value out")
-        self._depth += 1
+        if isinstance(parent, MappingNode) and isinstance(index, ScalarNode):
+            self._path.append(f".{index.value}")
+        elif isinstance(parent, SequenceNode):
+            self._path.append(f"[{index}]")
+        else:
+            self._path.append("")
         try:
-            if self._depth > MAX_DEPTH:
-                raise UnsafeYAMLError(f"nested deeper than {MAX_DEPTH} levels")
+            where = "".join(self._path).lstrip(".")
+            if self.check_event(AliasEvent):
+                mark = self.peek_event().start_mark
+                raise UnsafeYAMLError(
+                    f"YAML aliases (*name) are not allowed (line {mark.line + 1}); write the value out", where
+                )
+            if len(self._path) > MAX_DEPTH:
+                raise UnsafeYAMLError(f"nested deeper than {MAX_DEPTH} levels", where)
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._path.pop()
 
 
 def _check_keys(node: Node, path: str) -> None:

@@ -16,7 +16,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from . import safeyaml
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
-DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "none"]
+DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "learning-progress", "none"]
+DesignMode = Literal["free", "constrained"]
 GameName = Literal["crafter", "heist"]
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -91,6 +92,12 @@ class LLMSpec(SpecModel):
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
     max_tokens: Annotated[int, Field(ge=64, le=32768)] = 2048
+    outage_tolerance_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = Field(
+        default=3600,
+        description="How long the run waits out an unreachable or overloaded endpoint (connection refused, "
+        "timeout, 429, 5xx), retrying with backoff, before it fails with reason LLMUnavailable. Mutable: raising "
+        "it brings a run that failed this way back to Running.",
+    )
 
     @field_validator("temperature")
     @classmethod
@@ -112,6 +119,12 @@ class DesignerSpec(SpecModel):
 
     type: DesignerType = "llm"
     critic: bool = True  # detect degenerate LLM designs and ask for one repair
+    mode: DesignMode = Field(
+        default="free",
+        description="How the llm and fixed designers ask: free (the paper: the LLM writes every setting of each "
+        "environment; for capable endpoints) or constrained (the LLM only picks one skill to practise per "
+        "environment from the catalogue's enums, no two alike; for small local models).",
+    )
 
 
 class TrainingSpec(SpecModel):
@@ -268,7 +281,7 @@ def parse_run(doc: Any, source: str = "run") -> EnvGenRun:
     if not isinstance(doc, dict):
         raise SpecError(f"{source}: expected a mapping with apiVersion, kind, metadata and spec")
     try:
-        return EnvGenRun.model_validate(doc)
+        return EnvGenRun.model_validate(doc, by_name=False)  # camelCase only, as the CRD
     except ValidationError as exc:
         raise SpecError(f"{source} is invalid:\n{describe_validation_error(exc)}") from None
 
