@@ -292,15 +292,16 @@ class OperatorProcess:
     tasks and from kmock, which serves on the test's loop.
     """
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, api: client.ApiClient | None = None) -> None:
         self.cluster = cluster
+        self.api = api or cluster.api  # the identity of the operator's own API calls (Kopf watches as the cluster)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
 
     async def start(self) -> None:
         cfg = OperatorConfig(
-            api=self.cluster.api,
+            api=self.api,
             interval_seconds=0.2,
             retry_delay_seconds=0.5,
             watch_server_timeout_seconds=5,

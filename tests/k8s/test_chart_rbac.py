@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 
 from .conftest import RealServer
-from .harness import Cluster, JobPlayer, call, eventually
+from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
 from .test_operator import small_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,25 +175,12 @@ async def test_a_role_without_owner_finalizers_gets_a_condition_and_an_event(
     real_server: RealServer, real_cluster: Cluster, helm: Callable[..., str], tmp_path: Path
 ) -> None:
     c = real_cluster
-    rendered = yaml.safe_load_all(helm("template", RELEASE, str(CHART), "-n", c.namespace,
-                                       "--set", f"watchNamespaces={{{c.namespace}}}"))  # fmt: skip
-    docs = [d for d in rendered if d and d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
-    role = next(d for d in docs if d["kind"] == "Role")
-    role["rules"] = [r for r in role["rules"] if "envgenruns/finalizers" not in r["resources"]]
-    for doc in docs:
-        await call(_create, c.api, c.namespace, doc)
+    await _rbac_without_finalizers(c, helm)
     op = OperatorCommand(token_kubeconfig(real_server, c.namespace, SA, tmp_path / "kc"), c.namespace, tmp_path / "log")
     await op.start()
     try:
         await c.create_run("owned", small_spec(cycles=1))
-
-        async def refused_or_created() -> dict[str, Any] | None:
-            if await c.jobs("owned"):
-                return {"created": True}
-            cond = await c.condition("owned", "ChildrenCreated")
-            return cond if cond and cond["status"] == "False" else None
-
-        seen = await eventually(refused_or_created, 60, "ChildrenCreated=False")
+        seen = await eventually(lambda: _refused_or_created(c, "owned"), 60, "ChildrenCreated=False")
         if "created" in seen:
             pytest.skip("this API server does not enforce OwnerReferencesPermissionEnforcement")
         assert seen["reason"] == "Forbidden" and "blockOwnerDeletion" in seen["message"], seen
@@ -205,6 +192,55 @@ async def test_a_role_without_owner_finalizers_gets_a_condition_and_an_event(
         await eventually(warned, 30, "a ChildCreateFailed Warning Event")
     finally:
         await op.stop()
+
+
+@needs_helm
+async def test_children_are_created_once_the_role_allows_it(
+    real_server: RealServer, real_cluster: Cluster, helm: Callable[..., str], tmp_path: Path
+) -> None:
+    """ChildrenCreated goes back to True after a refusal is fixed (the operator's API calls on the Role alone)."""
+    c = real_cluster
+    docs = await _rbac_without_finalizers(c, helm)
+    kubeconfig = token_kubeconfig(real_server, c.namespace, SA, tmp_path / "kc")
+    restricted = config.new_client_from_config(config_file=str(kubeconfig))
+    op = OperatorProcess(c, api=restricted)
+    await op.start()
+    try:
+        await c.create_run("fixed", small_spec(cycles=1))
+        refused = await eventually(lambda: _refused_or_created(c, "fixed"), 60, "ChildrenCreated=False")
+        if "created" in refused:
+            pytest.skip("this API server does not enforce OwnerReferencesPermissionEnforcement")
+        assert refused["reason"] == "Forbidden", refused
+        role = next(d for d in docs if d["kind"] == "Role")
+        rule = {"apiGroups": ["envgen.dev"], "resources": ["envgenruns/finalizers"], "verbs": ["update"]}
+        rbac = client.RbacAuthorizationV1Api(c.api)
+        await call(rbac.patch_namespaced_role, role["metadata"]["name"], c.namespace, {"rules": [*role["rules"], rule]})
+        created = await c.wait_condition("fixed", "ChildrenCreated", "True", timeout=60)
+        assert created["reason"] == "Created"
+        await c.wait_jobs("fixed", {"fixed-c1-s0"}, timeout=60)
+    finally:
+        await op.stop()
+        restricted.close()
+
+
+async def _refused_or_created(c: Cluster, run: str) -> dict[str, Any] | None:
+    """The ChildrenCreated=False condition; ``{"created": True}`` when children appear (no enforcement)."""
+    if await c.cycles(run) or await c.jobs(run):
+        return {"created": True}
+    cond = await c.condition(run, "ChildrenCreated")
+    return cond if cond and cond["status"] == "False" else None
+
+
+async def _rbac_without_finalizers(c: Cluster, helm: Callable[..., str]) -> list[dict[str, Any]]:
+    """The chart's ServiceAccount, Role and RoleBinding for the namespace, the Role lacking envgenruns/finalizers."""
+    rendered = yaml.safe_load_all(helm("template", RELEASE, str(CHART), "-n", c.namespace,
+                                       "--set", f"watchNamespaces={{{c.namespace}}}"))  # fmt: skip
+    docs = [d for d in rendered if d and d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    role = next(d for d in docs if d["kind"] == "Role")
+    role["rules"] = [r for r in role["rules"] if "envgenruns/finalizers" not in r["resources"]]
+    for doc in docs:
+        await call(_create, c.api, c.namespace, doc)
+    return docs
 
 
 def _create(api: client.ApiClient, namespace: str, doc: dict[str, Any]) -> None:
