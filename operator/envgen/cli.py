@@ -19,7 +19,7 @@ def _run(args: argparse.Namespace) -> int:
 
     root = Path(args.run_dir) if args.run_dir else Path("runs") / run.name
     try:
-        return run_local(run, root, quiet=args.quiet)
+        return run_local(run, root, quiet=args.quiet, retry=args.retry)
     except EmbeddedLLMError as exc:
         print(f"error: the embedded LLM could not start: {exc}", file=sys.stderr)
         return 1
@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="run.yaml")
     p.add_argument("--run-dir", help="run directory (default: runs/<metadata.name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--retry",
+        action="store_true",
+        help="continue a Failed run from its last good state: finished cycles are kept, earlier failures and "
+        "LLM outage time stop counting",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("validate", help="check a run.yaml and exit")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -197,42 +196,31 @@ class DesignRequest(CamelModel):
     history: list[CycleHistory] = Field(default_factory=list)
 
 
-def aggregate_feedback(cycle: int, metrics: list[TrainingMetrics]) -> CycleFeedback:
-    """Pool the per-seed metrics of a cycle: mean of means, std from the law of total variance."""
-    skills = sorted({k for m in metrics for k in m.success})
-    success: dict[str, SkillStat] = {}
-    for k in skills:
-        stats = [m.success[k] for m in metrics if k in m.success]
-        means = [s.mean for s in stats]
-        mean = statistics.fmean(means)
-        within = statistics.fmean(s.std**2 for s in stats)
-        between = statistics.pvariance(means) if len(means) > 1 else 0.0
-        success[k] = SkillStat(mean=mean, std=math.sqrt(within + between))
-    scores = [m.score for m in metrics if m.score is not None]
-    per_env = [e for m in metrics for e in m.per_env] if len(metrics) == 1 else _merge_env_results(metrics)
-    return CycleFeedback(
-        cycle=cycle, success=success, score=statistics.fmean(scores) if scores else None, per_env=per_env
-    )
+class DesignError(Exception):
+    """No usable design. ``design`` carries the attempts, notes and usage so far (or None)."""
+
+    def __init__(self, message: str, design: CycleDesign | None = None) -> None:
+        super().__init__(message)
+        self.design = design
 
 
-def _merge_env_results(metrics: list[TrainingMetrics]) -> list[EnvResult]:
-    by_name: dict[str, list[EnvResult]] = {}
-    for m in metrics:
-        for e in m.per_env:
-            by_name.setdefault(e.name, []).append(e)
-    merged = []
-    for name, results in by_name.items():
-        episodes = sum(r.episodes for r in results)
-        keys = sorted({k for r in results for k in r.success})
-        weight = [max(r.episodes, 1) for r in results]
-        success = {
-            k: sum(r.success.get(k, 0.0) * w for r, w in zip(results, weight, strict=True)) / sum(weight)
-            for k in keys
-        }
-        scores = [r.score for r in results if r.score is not None]
-        merged.append(
-            EnvResult(
-                name=name, episodes=episodes, success=success, score=statistics.fmean(scores) if scores else None
-            )
-        )
-    return merged
+class DesignUnavailable(DesignError):
+    """The designer's LLM endpoint did not answer (connection, timeout, 429, 5xx): wait and retry, not a failure.
+
+    ``retry_after`` is the endpoint's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, design: CycleDesign | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, design)
+        self.retry_after = retry_after
+
+
+class Designer(Protocol):
+    """Returns exactly ``request.num_envs`` envs (``none``: zero), schema-valid and free of error findings.
+
+    Raises :class:`DesignUnavailable` when its endpoint is down, :class:`DesignError` for unusable output.
+    """
+
+    name: DesignerType
+
+    def design(self, request: DesignRequest) -> CycleDesign: ...

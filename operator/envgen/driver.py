@@ -8,12 +8,25 @@ them after a crash or restart.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from .contracts import CycleDesign, TrainingMetrics, TrainingTask
-from .designers import Designer, DesignError
-from .engine import Action, DesignEnvs, Finish, LaunchTask, Observed, RecordMetrics, RunSummary, decide, summarize
+from .contracts import CycleDesign, Designer, DesignError, DesignUnavailable, TrainingMetrics, TrainingTask
+from .engine import (
+    Action,
+    DesignEnvs,
+    Finish,
+    LaunchTask,
+    LLMOutage,
+    Observed,
+    RecordMetrics,
+    Reopen,
+    RunSummary,
+    decide,
+    outage_after,
+    summarize,
+)
 from .spec import EnvGenRun
 
 log = logging.getLogger(__name__)
@@ -31,6 +44,12 @@ class Backend(Protocol):
     def record_design_failure(self, cycle: int, error: str, design: CycleDesign | None) -> None:
         """Persist a failed design attempt (counts towards maxFailedTasks)."""
 
+    def record_outage(self, outage: LLMOutage | None) -> None:
+        """Persist the LLM endpoint's outage (None: it answered again)."""
+
+    def reopen(self, message: str) -> None:
+        """Clear a failed run's end mark: it continues."""
+
     def launch(self, task: TrainingTask, attempt: int) -> None:
         """Start a training task; a task that already exists under that name counts as started."""
 
@@ -44,20 +63,31 @@ class Backend(Protocol):
         """Show progress (status, terminal, metrics)."""
 
 
-def execute(action: Action, designer: Designer, backend: Backend, summary: RunSummary) -> None:
-    """Carry out one action."""
+def execute(action: Action, designer: Designer, backend: Backend, observed: Observed, summary: RunSummary) -> None:
+    """Carry out one action (``WaitForLLM`` needs nothing: the adapter waits until its retry time)."""
     if isinstance(action, DesignEnvs):
         try:
             design = designer.design(action.request)
+        except DesignUnavailable as exc:
+            log.warning("designing cycle %d: LLM unavailable, will retry: %s", action.cycle, exc)
+            backend.record_outage(outage_after(observed.outage, time.time(), str(exc), exc.retry_after))
+            return
         except DesignError as exc:
             log.warning("designing cycle %d failed: %s", action.cycle, exc)
+            if observed.outage is not None:
+                backend.record_outage(None)
             backend.record_design_failure(action.cycle, str(exc), exc.design)
             return
+        if observed.outage is not None:
+            backend.record_outage(None)
         backend.save_design(design)
     elif isinstance(action, LaunchTask):
         backend.launch(action.task, action.attempt)
     elif isinstance(action, RecordMetrics):
         backend.record_metrics(action.name, action.metrics)
+    elif isinstance(action, Reopen):
+        log.info("reopening the run: %s", action.message)
+        backend.reopen(action.message)
     elif isinstance(action, Finish):
         backend.finish(action, summary)
 
@@ -75,11 +105,11 @@ def step(run: EnvGenRun, designer: Designer, backend: Backend) -> StepResult:
     """One observe -> decide -> act round. No actions means: wait for running tasks."""
     observed = backend.observe()
     actions = decide(run.name, run.spec, observed)
-    summary = summarize(run.spec, observed)
+    summary = summarize(run.spec, observed, run.name)
     for action in actions:
-        execute(action, designer, backend, summary)
+        execute(action, designer, backend, observed, summary)
     if actions:
         observed = backend.observe()
-        summary = summarize(run.spec, observed)
+        summary = summarize(run.spec, observed, run.name)
     backend.publish(summary)
     return StepResult(actions, observed, summary)

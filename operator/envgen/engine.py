@@ -9,11 +9,18 @@ that already exists.
 Schedule per seed: cycle 1..C trains in the cycle's designed envs, then in the real game, then evaluates;
 the evaluations of all seeds are the feedback that designs cycle k+1. After cycle C a final phase trains in the
 real game only. Terminal logic, in this order: goal reached -> Succeeded; failed tasks >= maxFailedTasks ->
-Failed; all cycles and the final phase done -> Succeeded; deadline passed -> Failed.
+Failed; the LLM endpoint unreachable for longer than spec.llm.outageToleranceSeconds -> Failed (LLMUnavailable);
+all cycles and the final phase done -> Succeeded; deadline passed -> Failed.
+
+An unreachable or overloaded LLM endpoint is an outage, not a failed design: the engine waits (exponential
+backoff with deterministic jitter, at least the endpoint's Retry-After) and designs again when the retry is due.
+A run that failed for a reason that no longer holds (maxFailedTasks or outageToleranceSeconds raised, or the
+failures forgiven by a retry) is reopened.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,9 +37,9 @@ from .contracts import (
     TrainingMetrics,
     TrainingTask,
     WeightedEnv,
-    aggregate_feedback,
 )
 from .envconfig import CrafterEnvConfig, EnvConfig
+from .feedback import aggregate_feedback
 from .models import CamelModel, as_float
 from .spec import EnvGenRunSpec
 
@@ -40,6 +47,12 @@ TaskState = Literal["running", "succeeded", "failed"]
 Outcome = Literal["Succeeded", "Failed"]
 
 METRICS_UNAVAILABLE = "MetricsUnavailable"
+TRAINER_ERROR = "TrainerError"
+LLM_UNAVAILABLE = "LLMUnavailable"
+MAX_FAILED_TASKS_REACHED = "MaxFailedTasksReached"
+REOPENABLE = frozenset({MAX_FAILED_TASKS_REACHED, LLM_UNAVAILABLE})  # failures a spec change or a retry can undo
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 300.0
 
 
 # ---- what exists -----------------------------------------------------------------------------------------
@@ -59,12 +72,33 @@ class ObservedTask:
     @property
     def usable(self) -> bool:
         """Succeeded with readable metrics that carry no error."""
-        return self.state == "succeeded" and self.metrics is not None and self.metrics.error is None
+        return self.state == "succeeded" and unusable(self.metrics) is None
 
     @property
     def failed(self) -> bool:
         """Failed, or succeeded without usable metrics (MetricsUnavailable counts as a failure)."""
         return self.state == "failed" or (self.state == "succeeded" and not self.usable)
+
+
+def unusable(metrics: TrainingMetrics | None) -> tuple[str, str] | None:
+    """Why a task that exited cleanly still counts as failed, as (reason, message); None when its metrics are
+    usable. The one rule for succeeded-without-metrics, used by every backend."""
+    if metrics is None:
+        return METRICS_UNAVAILABLE, "the task succeeded but its metrics are missing or unreadable"
+    if metrics.error is not None:
+        return TRAINER_ERROR, metrics.error
+    return None
+
+
+@dataclass(frozen=True)
+class LLMOutage:
+    """The designer's endpoint has not answered since ``since`` (the adapter's clock, epoch seconds)."""
+
+    since: float
+    last_attempt: float
+    attempts: int
+    reason: str
+    retry_after: float | None = None  # the endpoint's Retry-After, seconds after last_attempt
 
 
 @dataclass(frozen=True)
@@ -77,6 +111,10 @@ class Observed:
     design_failures: int = 0
     elapsed_seconds: float | None = None  # since the run started
     finished: Outcome | None = None  # the run already ended
+    finished_reason: str | None = None  # why it ended
+    outage: LLMOutage | None = None  # the LLM endpoint is not answering
+    now: float | None = None  # the adapter's clock (epoch seconds), for outage retries
+    forgiven_failures: int = 0  # failures before the last retry of a failed run (they no longer count)
 
 
 # ---- what to do ------------------------------------------------------------------------------------------
@@ -105,6 +143,22 @@ class RecordMetrics:
 
 
 @dataclass(frozen=True)
+class WaitForLLM:
+    """The LLM endpoint is down: design again at ``retry_at`` (epoch seconds); nothing else to do until then."""
+
+    cycle: int
+    retry_at: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """A failed run whose failure no longer holds continues: clear its end mark."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the run."""
 
@@ -113,7 +167,7 @@ class Finish:
     message: str
 
 
-Action = DesignEnvs | LaunchTask | RecordMetrics | Finish
+Action = DesignEnvs | LaunchTask | RecordMetrics | WaitForLLM | Reopen | Finish
 
 
 # ---- the summary every adapter shows ---------------------------------------------------------------------
@@ -148,6 +202,9 @@ class RunSummary(CamelModel):
     best_score: float | None = None
     final_score: float | None = None
     llm_usage: LLMUsage = Field(default_factory=LLMUsage)
+    llm_available: bool = True
+    llm_reason: str | None = None  # why the endpoint is unavailable
+    llm_retry_at: float | None = None  # next design attempt (epoch seconds) while unavailable
     message: str = ""
 
 
@@ -200,7 +257,8 @@ class _View:
         return self._feedback[cycle]
 
     def failures(self) -> int:
-        return sum(1 for t in self.observed.tasks if t.failed) + self.observed.design_failures
+        """Failed tasks and content-failed designs since the last retry (outages never count)."""
+        return max(0, failure_count(self.observed) - self.observed.forgiven_failures)
 
     def history(self, upto: int) -> list[CycleHistory]:
         return [
@@ -210,11 +268,19 @@ class _View:
         ]
 
 
+def failure_count(observed: Observed) -> int:
+    """Every failed task and content-failed design of a run, forgiven or not."""
+    return sum(1 for t in observed.tasks if t.failed) + observed.design_failures
+
+
 def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
     """The next actions for a run, in the order they should be carried out."""
-    if observed.finished:
-        return []
     view = _View(spec, observed)
+    if observed.finished:
+        reopenable = observed.finished == "Failed" and observed.finished_reason in REOPENABLE
+        if reopenable and _terminal(view) is None:
+            return [Reopen(f"{observed.finished_reason} no longer holds; continuing")]
+        return []
     actions: list[Action] = [
         RecordMetrics(t.name, t.metrics)
         for t in observed.tasks
@@ -241,8 +307,16 @@ def _terminal(view: _View) -> Finish | None:
     if failures >= spec.max_failed_tasks:
         return Finish(
             "Failed",
-            "MaxFailedTasksReached",
+            MAX_FAILED_TASKS_REACHED,
             f"{failures} failed tasks or designs (maxFailedTasks {spec.max_failed_tasks})",
+        )
+    outage, tolerance = view.observed.outage, spec.llm.outage_tolerance_seconds
+    if outage is not None and outage.last_attempt - outage.since >= tolerance:
+        return Finish(
+            "Failed",
+            LLM_UNAVAILABLE,
+            f"LLM endpoint unavailable for {outage.last_attempt - outage.since:.0f}s "
+            f"(outageToleranceSeconds {tolerance}): {outage.reason}",
         )
     if summary.final_completed:
         score = score_text(summary.final_score)
@@ -259,6 +333,11 @@ def _next_work(run: str, view: _View) -> list[Action]:
         if view.cycle_complete(cycle):
             continue
         if cycle not in observed.designs:
+            outage, now = observed.outage, observed.now
+            if outage is not None and now is not None:
+                retry_at = next_retry_at(run, spec, outage)
+                if now < retry_at:
+                    return [WaitForLLM(cycle, retry_at, outage.reason)]
             request = DesignRequest(
                 game=spec.game, cycle=cycle, num_envs=spec.envs_per_cycle, history=view.history(cycle)
             )
@@ -278,6 +357,31 @@ def _launches(run: str, view: _View, phase: Phase, cycle: int) -> list[Action]:
         attempt = 1 if latest is None else latest.attempt + 1
         actions.append(LaunchTask(build_task(run, view.spec, view.observed, phase, cycle, seed, attempt), attempt))
     return actions
+
+
+def retry_delay(run: str, attempts: int, retry_after: float | None = None) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt of an outage: exponential backoff (2 s doubling,
+    capped at 5 min) times a jitter in [0.5, 1) derived from the run's name, so replicas and restarts agree;
+    never less than the endpoint's Retry-After."""
+    backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    digest = hashlib.sha256(f"{run}/{attempts}".encode()).digest()
+    jitter = 0.5 + int.from_bytes(digest[:4], "big") / 2**33
+    return max(backoff * jitter, retry_after or 0.0)
+
+
+def next_retry_at(run: str, spec: EnvGenRunSpec, outage: LLMOutage) -> float:
+    """When to design again during an outage; no later than the end of the tolerated outage."""
+    delay = retry_delay(run, outage.attempts, outage.retry_after)
+    return min(outage.last_attempt + delay, outage.since + spec.llm.outage_tolerance_seconds)
+
+
+def outage_after(previous: LLMOutage | None, now: float, reason: str, retry_after: float | None) -> LLMOutage:
+    """The outage after one more attempt found the endpoint unavailable at ``now``."""
+    if previous is None:
+        return LLMOutage(since=now, last_attempt=now, attempts=1, reason=reason, retry_after=retry_after)
+    return LLMOutage(
+        since=previous.since, last_attempt=now, attempts=previous.attempts + 1, reason=reason, retry_after=retry_after
+    )
 
 
 def build_task(
@@ -320,12 +424,12 @@ def _with_length(config: EnvConfig, length: int) -> EnvConfig:
     return config
 
 
-def summarize(spec: EnvGenRunSpec, observed: Observed) -> RunSummary:
-    """Progress, scores and the latest per-skill success of a run."""
-    return _summarize(_View(spec, observed))
+def summarize(spec: EnvGenRunSpec, observed: Observed, run: str = "") -> RunSummary:
+    """Progress, scores and the latest per-skill success of a run (``run`` names it for outage retry times)."""
+    return _summarize(_View(spec, observed), run)
 
 
-def _summarize(view: _View) -> RunSummary:
+def _summarize(view: _View, run: str = "") -> RunSummary:
     spec, observed = view.spec, view.observed
     counts = TaskCounts(
         active=sum(1 for t in observed.tasks if t.state == "running"),
@@ -348,6 +452,11 @@ def _summarize(view: _View) -> RunSummary:
     for design in observed.designs.values():
         usage = usage + design.usage
     current = next((k for k in range(1, spec.cycles + 2) if not view.cycle_complete(k)), spec.cycles + 1)
+    outage = observed.outage
+    retry_at = next_retry_at(run, spec, outage) if outage is not None else None
+    message = _progress_message(spec, current, final_completed, counts)
+    if outage is not None:
+        message = f"{message}; LLM unavailable ({outage.attempts} attempt(s)): {outage.reason}"
     return RunSummary(
         total_cycles=spec.cycles,
         current_cycle=current,
@@ -361,7 +470,10 @@ def _summarize(view: _View) -> RunSummary:
         best_score=best.score if best else None,
         final_score=final_score,
         llm_usage=usage,
-        message=_progress_message(spec, current, final_completed, counts),
+        llm_available=outage is None,
+        llm_reason=outage.reason if outage is not None else None,
+        llm_retry_at=retry_at,
+        message=message,
     )
 
 

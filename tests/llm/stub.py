@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,9 +55,10 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
 
 
 class StubLLM:
-    """Serves scripted replies in order; records every request body. Unscripted requests get a 599."""
+    """Serves scripted replies in order on ``port`` (0: a free one); records every request body.
+    Unscripted requests get a 599."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.script: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -85,7 +87,7 @@ class StubLLM:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -100,6 +102,13 @@ class StubLLM:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (yet): an endpoint that refuses connections until a stub binds it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def crafter_env(i: int = 0, **overrides: Any) -> dict[str, Any]:

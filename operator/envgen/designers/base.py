@@ -1,28 +1,11 @@
-"""The designer interface: design N environments for a cycle, given the previous cycles."""
+"""Helpers shared by designers; the Designer protocol and its errors live in :mod:`envgen.contracts`."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from ..contracts import CycleDesign, DesignRequest
+from ..contracts import Designer, DesignError, DesignUnavailable
 from ..envconfig import DesignedEnv, Finding, check
-from ..spec import DesignerType
 
-
-class DesignError(Exception):
-    """No usable design. ``design`` carries the attempts, notes and usage so far (or None)."""
-
-    def __init__(self, message: str, design: CycleDesign | None = None) -> None:
-        super().__init__(message)
-        self.design = design
-
-
-class Designer(Protocol):
-    """Returns exactly ``request.num_envs`` envs (``none``: zero), schema-valid and free of error findings."""
-
-    name: DesignerType
-
-    def design(self, request: DesignRequest) -> CycleDesign: ...
+__all__ = ["DesignError", "DesignUnavailable", "Designer", "env_findings", "unique_names"]
 
 
 def env_findings(envs: list[DesignedEnv]) -> list[Finding]:

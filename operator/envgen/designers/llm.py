@@ -10,9 +10,9 @@ from typing import Any
 
 from ..contracts import ChatMessage, CycleDesign, DesignRequest
 from ..envconfig import DesignedEnv
-from ..llm.client import CallLog, LLMClient, LLMError
+from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
-from .base import DesignError, unique_names
+from .base import DesignError, DesignUnavailable, unique_names
 from .critic import critique
 from .prompts import build_chat, critic_prompt, repair_prompt
 from .schema import answer_schema, parse_answer
@@ -33,6 +33,12 @@ class LLMDesigner:
         try:
             envs, text = self._valid_answer(chat, request, log)
             envs, text = self._criticised(chat, envs, text, request, log)
+        except LLMUnavailable as exc:
+            raise DesignUnavailable(
+                f"{self.name} designer, cycle {request.cycle}: {exc}",
+                self._record(request, chat, [], log),
+                exc.retry_after,
+            ) from None
         except LLMError as exc:
             raise DesignError(
                 f"{self.name} designer, cycle {request.cycle}: {exc}", self._record(request, chat, [], log)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..contracts import CycleDesign, Phase, TrainingMetrics, TrainingTask
-from ..engine import METRICS_UNAVAILABLE, Finish, Observed, ObservedTask, RunSummary
+from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, next_retry_at, unusable
 from ..spec import EnvGenRun
 from . import CYCLES_PLURAL, LABEL_ATTEMPT, LABEL_CYCLE, LABEL_PHASE, LABEL_RUN, LABEL_SEED, LABEL_TASK, RUNS_PLURAL
 from . import metrics as prom
@@ -25,11 +25,13 @@ from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_ref
 from .kube import ChildCreateError, Kube, RunGone
 from .status import (
     CHILDREN_CREATED,
+    FAILED,
     LLM_AVAILABLE,
     QUEUED,
     SUCCEEDED,
     Condition,
     ConditionStatus,
+    LLMOutageStatus,
     RunStatus,
     condition,
     decimal,
@@ -37,7 +39,9 @@ from .status import (
     finished_status,
     now,
     progress_status,
+    reopened_status,
     set_condition,
+    timestamp,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,9 @@ class KubernetesBackend:
             design_failures=self.status.design_failures,
             elapsed_seconds=_elapsed(self.status.start_time),
             finished=ended(self.status),
+            finished_reason=failed.reason if (failed := condition(self.status.conditions, FAILED)) else None,
+            outage=_outage(self.status.llm_outage),
+            now=datetime.datetime.now(datetime.UTC).timestamp(),
         )
 
     def _pods_by_task(self) -> dict[str, list[dict[str, Any]]]:
@@ -133,11 +140,10 @@ class KubernetesBackend:
         complete, failed = conditions.get("Complete"), conditions.get("Failed")
         if complete is not None and complete.get("status") == "True":
             metrics = parse_metrics(_termination_message(pods, "Succeeded"))
-            if metrics is not None and metrics.error is None:
+            why = unusable(metrics)
+            if why is None:
                 return replace(task, state="succeeded", metrics=metrics)
-            reason = METRICS_UNAVAILABLE if metrics is None else "TrainerError"
-            message = "the Job succeeded but its metrics are unreadable" if metrics is None else str(metrics.error)
-            return self._record_failure(task, reason, message, metrics)
+            return self._record_failure(task, *why, metrics)
         if failed is not None and failed.get("status") == "True":
             metrics = parse_metrics(_termination_message(pods, "Failed"))
             message = failed.get("message") or ""
@@ -179,6 +185,28 @@ class KubernetesBackend:
         self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"designFailures": self.status.design_failures})
         self.kube.event(self.body, "Warning", "DesignFailed", f"cycle {cycle}: {error}")
 
+    def record_outage(self, outage: LLMOutage | None) -> None:
+        value = None
+        if outage is not None:
+            retry_at = timestamp(next_retry_at(self.run.name, self.run.spec, outage))
+            wait = None if outage.retry_after is None else int(outage.retry_after)
+            value = LLMOutageStatus(
+                since=int(outage.since),
+                last_attempt=int(outage.last_attempt),
+                attempts=outage.attempts,
+                reason=outage.reason[:1024],
+                retry_after_seconds=wait,
+                retry_at=retry_at,
+            )
+            self.kube.event(self.body, "Warning", "LLMUnavailable", f"{outage.reason[:900]}; next try at {retry_at}")
+        self.status = self.status.model_copy(update={"llm_outage": value})
+        doc = None if value is None else value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"llmOutage": doc})
+
+    def reopen(self, message: str) -> None:
+        old = self.status
+        self._write(old, reopened_status(old, message, self.generation))
+
     def launch(self, task: TrainingTask, attempt: int) -> None:
         self._check_cancelled()
         self._ensure_claim()
@@ -215,7 +243,10 @@ class KubernetesBackend:
         new = new.model_copy(update={"conditions": self._child_conditions(new)})
         if self.designer.uses_llm and ended(new) is None:
             out = self.designer.outcome
-            if out is not None:
+            if summary.llm_retry_at is not None:
+                message = f"{summary.llm_reason}; next try at {timestamp(summary.llm_retry_at)}"[:1024]
+                conds = set_condition(new.conditions, LLM_AVAILABLE, "False", "Unavailable", message, self.generation)
+            elif out is not None:
                 status: ConditionStatus = "True" if out.available else "False"
                 conds = set_condition(new.conditions, LLM_AVAILABLE, status, out.reason, out.message, self.generation)
             elif condition(new.conditions, LLM_AVAILABLE) is None:
@@ -347,6 +378,13 @@ def _termination_message(pods: list[dict[str, Any]], phase: str) -> str | None:
             if cs.get("name") == CONTAINER and terminated.get("message"):
                 return str(terminated["message"])
     return None
+
+
+def _outage(status: LLMOutageStatus | None) -> LLMOutage | None:
+    if status is None:
+        return None
+    wait = None if status.retry_after_seconds is None else float(status.retry_after_seconds)
+    return LLMOutage(float(status.since), float(status.last_attempt), status.attempts, status.reason, wait)
 
 
 def _elapsed(since: str | None) -> float | None:

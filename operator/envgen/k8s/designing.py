@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ..contracts import CycleDesign, DesignRequest
-from ..designers import DesignError, make_designer
+from ..designers import DesignError, DesignUnavailable, make_designer
 from ..llm.client import ProgressLog
 from ..spec import DesignerType, EnvGenRun
 from . import metrics
@@ -62,7 +62,8 @@ class RunDesigner:
                 metrics.LLM_DURATION.labels(ns).observe(time.monotonic() - started)
                 calls = exc.design.usage.calls if exc.design else 0
                 metrics.LLM_REQUESTS.labels(ns, "error").inc(max(calls, 1))
-                self.outcome = LLMOutcome(False, "DesignFailed", str(exc))
+                why = "Unavailable" if isinstance(exc, DesignUnavailable) else "DesignFailed"
+                self.outcome = LLMOutcome(False, why, str(exc))
             raise
         finally:
             close = getattr(designer, "close", None)

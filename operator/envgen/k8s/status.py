@@ -72,6 +72,17 @@ class LLMStatus(CamelModel):
     completion_tokens: Count = 0
 
 
+class LLMOutageStatus(CamelModel):
+    """The LLM endpoint has not answered since ``since`` (epoch seconds); the engine retries with backoff."""
+
+    since: Count
+    last_attempt: Count
+    attempts: Count
+    reason: Annotated[str, Field(max_length=MAX_MESSAGE)]
+    retry_after_seconds: Count | None = None
+    retry_at: Timestamp | None = None
+
+
 class RunStatus(CamelModel):
     """What the operator reports about an EnvGenRun."""
 
@@ -91,6 +102,7 @@ class RunStatus(CamelModel):
     scores: Annotated[list[CycleScoreStatus], Field(max_length=64)] = Field(default_factory=list)
     skills: Annotated[list[SkillSuccess], Field(max_length=64)] = Field(default_factory=list)
     llm: LLMStatus = Field(default_factory=LLMStatus)
+    llm_outage: LLMOutageStatus | None = None
     checkpoint_claim: Annotated[str, Field(max_length=253)] | None = None
     message: Annotated[str, Field(max_length=MAX_MESSAGE)] = ""
 
@@ -98,6 +110,19 @@ class RunStatus(CamelModel):
 def now() -> str:
     """The current time as a Kubernetes timestamp."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def timestamp(epoch: float) -> str:
+    """Epoch seconds as a Kubernetes timestamp."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reopened_status(old: RunStatus, message: str, generation: int) -> RunStatus:
+    """A failed run that continues: Failed=False, Running=True, no completion time."""
+    conditions = set_condition(old.conditions, FAILED, "False", "Reopened", message, generation)
+    conditions = set_condition(conditions, SUCCEEDED, "Unknown", "InProgress", "the run is in progress", generation)
+    conditions = set_condition(conditions, RUNNING, "True", "Reopened", message, generation)
+    return old.model_copy(update={"conditions": conditions, "completion_time": None, "message": message[:MAX_MESSAGE]})
 
 
 def decimal(value: float | None) -> str | None:

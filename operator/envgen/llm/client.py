@@ -19,6 +19,7 @@ Validation of the answer's content belongs to the caller: :meth:`LLMClient.chat`
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import re
 import time
@@ -47,6 +48,33 @@ _CONTEXT_RE = re.compile(r"context (length|size|window)|too many tokens|too long
 
 class LLMError(Exception):
     """The endpoint gave no usable answer (after the SDK's retries and the response_format ladder)."""
+
+
+class LLMUnavailable(LLMError):
+    """The endpoint is unreachable or overloaded (connection, timeout, 408/409/429, 5xx): worth waiting for.
+
+    ``retry_after`` is the last answer's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """``Retry-After`` (seconds, or an HTTP date) of a response's headers; None when absent or unreadable."""
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass(frozen=True)
@@ -293,8 +321,12 @@ class LLMClient:
                         self.records.put(key, {"request": canonical_request(request), "rejected": rejected})
                     self._step_down(log, rung, f"HTTP {exc.status_code}")
                     continue
-                retried = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-                raise LLMError(self._failure(exc, retried)) from None
+                if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
+                    wait = retry_after_seconds(exc.response.headers)
+                    raise LLMUnavailable(self._failure(exc, retried=True), wait) from None
+                raise LLMError(self._failure(exc, retried=False)) from None
+            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                raise LLMUnavailable(self._failure(exc, retried=True)) from None
             except openai.APIError as exc:
                 raise LLMError(self._failure(exc, retried=True)) from None
             except ValueError as exc:  # a 200 whose body is not JSON

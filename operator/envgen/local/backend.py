@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from .. import atomic
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
-from ..engine import Finish, Observed, ObservedTask, RunSummary, TaskState
+from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, TaskState, failure_count, unusable
 from ..processes import die_with_parent
 from .rundir import RunDir, read_json, write_json
 
@@ -54,13 +55,19 @@ class LocalBackend:
         info = read_json(self.dir.info) or {}
         started = info.get("startedAt")
         finished = read_json(self.dir.finished)
+        outage = read_json(self.dir.outage)
+        now = time.time()
         return Observed(
             designs=designs,
             tasks=tasks,
             recorded=frozenset(recorded),
             design_failures=failures,
-            elapsed_seconds=time.time() - started if isinstance(started, int | float) else None,
+            elapsed_seconds=now - started if isinstance(started, int | float) else None,
             finished=finished.get("outcome") if isinstance(finished, dict) else None,
+            finished_reason=finished.get("reason") if isinstance(finished, dict) else None,
+            outage=LLMOutage(**outage) if isinstance(outage, dict) else None,
+            now=now,
+            forgiven_failures=int(info.get("forgivenFailures", 0)),
         )
 
     def _task_names(self) -> list[str]:
@@ -79,7 +86,8 @@ class LocalBackend:
         if exit_text is None:
             state, reason = "running", None
         elif exit_text == "0":
-            state, reason = "succeeded", None if metrics else "MetricsUnavailable: the trainer wrote no metrics"
+            why = unusable(metrics)
+            state, reason = "succeeded", None if why is None else ": ".join(why)
         else:
             state = "failed"
             reason = (metrics.error if metrics and metrics.error else None) or f"trainer exited with code {exit_text}"
@@ -112,6 +120,21 @@ class LocalBackend:
         n = len(list(self.dir.designs.glob(f"c{cycle}.failed-*.json"))) + 1 if self.dir.designs.is_dir() else 1
         doc = {"cycle": cycle, "error": error, "design": design.dump() if design else None}
         write_json(self.dir.designs / f"c{cycle}.failed-{n}.json", doc)
+
+    def record_outage(self, outage: LLMOutage | None) -> None:
+        if outage is None:
+            self.dir.outage.unlink(missing_ok=True)
+        else:
+            write_json(self.dir.outage, dataclasses.asdict(outage))
+
+    def reopen(self, message: str) -> None:
+        self.dir.finished.unlink(missing_ok=True)
+
+    def forgive(self, observed: Observed) -> None:
+        """``--retry``: the failures so far stop counting and an outage starts afresh; finished cycles stay."""
+        info = read_json(self.dir.info) or {}
+        write_json(self.dir.info, {**info, "forgivenFailures": failure_count(observed)})
+        self.record_outage(None)
 
     def launch(self, task: TrainingTask, attempt: int) -> None:
         folder = self.dir.task(task.name)

@@ -83,6 +83,10 @@ class RunDir:
         return self.root / "finished.json"
 
     @property
+    def outage(self) -> Path:
+        return self.root / "llm-outage.json"
+
+    @property
     def report(self) -> Path:
         return self.root / "report"
 

@@ -14,7 +14,7 @@ from .. import atomic
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import Designer, make_designer
 from ..driver import step
-from ..engine import Observed
+from ..engine import Observed, WaitForLLM
 from ..spec import MUTABLE_FIELDS, EnvGenRun, EnvGenRunSpec, SpecError
 from .backend import LocalBackend
 from .progress import Progress
@@ -130,6 +130,15 @@ def _drive(
         progress.update(result.summary, backend.processes)
         if result.observed.finished:
             return result.observed
+        wait = next((a for a in result.actions if isinstance(a, WaitForLLM)), None)
+        if wait is not None:
+            at = time.strftime("%H:%M:%S", time.localtime(wait.retry_at))
+            progress.note(f"LLM unavailable: {wait.reason}; retrying cycle {wait.cycle} at {at}")
+            while time.time() < wait.retry_at:
+                backend.poll()
+                progress.update(None, backend.processes)
+                time.sleep(min(poll_seconds, max(0.0, wait.retry_at - time.time())))
+            continue
         if not result.actions and not backend.processes:
             if run.spec.suspend:
                 progress.note("spec.suspend is true: no new tasks; set it to false and re-run to continue")
@@ -147,12 +156,22 @@ def run_local(
     quiet: bool = False,
     poll_seconds: float = 0.5,
     trainer_command: list[str] | None = None,
+    retry: bool = False,
 ) -> int:
-    """Run (or resume) a run to its end. Returns the process exit code."""
+    """Run (or resume) a run to its end; ``retry`` continues a Failed run. Returns the process exit code."""
     rundir = prepare_run_dir(run, root)
     backend = LocalBackend(rundir, trainer_command)
     resumed = backend.discard_interrupted()
     progress = Progress(run, rundir, quiet=quiet)
+    ended = read_json(rundir.finished) or {}
+    if ended.get("outcome") == "Failed":
+        if retry:
+            progress.note(f"retrying: {ended.get('reason')} ({ended.get('message')}); finished cycles are kept")
+            backend.forgive(backend.observe())
+        else:
+            progress.note(
+                f"this run failed ({ended.get('reason')}); add --retry to continue it from its last good state"
+            )
     if resumed:
         progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
     designer = LocalDesigner(run, rundir, progress)
