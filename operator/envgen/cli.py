@@ -31,6 +31,17 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import UnknownFieldError, explain
+
+    try:
+        print(explain(args.field))
+    except UnknownFieldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .local.backend import LocalBackend
     from .local.report import summary_table, write_report
@@ -79,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a run.yaml and exit")
     p.add_argument("file")
     p.set_defaults(func=_validate)
+
+    p = sub.add_parser("explain", help="describe a run.yaml field: type, default, allowed values")
+    p.add_argument("field", help="a dotted field path, e.g. spec.agent.learningRate")
+    p.set_defaults(func=_explain)
 
     p = sub.add_parser("report", help="rewrite the report of a run directory")
     p.add_argument("run_dir")

@@ -52,10 +52,20 @@ class Metadata(SpecModel):
 
     model_config = SpecModel.model_config | {"extra": "ignore"}  # server-set fields are fine here
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)] = Field(
+        description="The run's name: a DNS-1035 label of at most 40 characters (its Jobs are named "
+        "<run>-c<cycle>-s<seed>-r<attempt>)."
+    )
+    namespace: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="The namespace of the run in the cluster; ignored by local mode."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kubernetes labels of the run (kueue.x-k8s.io/queue-name selects a Kueue queue).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes annotations of the run; not read by EnvGen."
+    )
 
     @field_validator("name")
     @classmethod
@@ -71,27 +81,53 @@ class Metadata(SpecModel):
 class SecretKeyRef(SpecModel):
     """A key of a Kubernetes Secret in the run's namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
-    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] = Field(
+        description="Name of the Secret in the run's namespace."
+    )
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="Key within the Secret whose value is the API key."
+    )
 
 
 class ApiKeySource(SpecModel):
     """Where the LLM API key comes from: an environment variable (local) or a Secret (cluster). Never inline."""
 
-    env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
-    secret_key_ref: SecretKeyRef | None = None
+    env: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        default=None, description="Name of the environment variable holding the API key (local mode)."
+    )
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None, description="The Secret key holding the API key (cluster mode)."
+    )
 
 
 class LLMSpec(SpecModel):
     """An OpenAI-compatible endpoint. With no baseURL, local mode starts the embedded model."""
 
-    base_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="baseURL")
-    model: Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_NAME)] = "smollm2-135m"
-    api_key: ApiKeySource | None = None
-    temperature: DecimalString = "0"
-    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
-    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
-    max_tokens: Annotated[int, Field(ge=64, le=32768)] = 2048
+    base_url: Annotated[str, Field(max_length=2048)] | None = Field(
+        default=None,
+        alias="baseURL",
+        description="OpenAI-compatible endpoint, e.g. http://llm:8080/v1 (no credentials in it); unset locally starts"
+        " the embedded SmolLM2-135M.",
+    )
+    model: Annotated[str, Field(min_length=1, max_length=256, pattern=MODEL_NAME)] = Field(
+        default="smollm2-135m",
+        description="Model name the endpoint serves, e.g. gpt-4o-mini or Qwen/Qwen2.5-7B-Instruct.",
+    )
+    api_key: ApiKeySource | None = Field(
+        default=None, description="Where the API key comes from (an environment variable or a Secret); never inline."
+    )
+    temperature: DecimalString = Field(
+        default="0", description='Sampling temperature, "0" to "2"; "0" is greedy and reproducible.'
+    )
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=120, description="Seconds one LLM request may take before it is abandoned."
+    )
+    max_retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=2, description="Retries of a request that failed at the HTTP level, within one design attempt."
+    )
+    max_tokens: Annotated[int, Field(ge=64, le=32768)] = Field(
+        default=2048, description="Most tokens the LLM may write per answer."
+    )
     outage_tolerance_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = Field(
         default=3600,
         description="How long the run waits out an unreachable or overloaded endpoint (connection refused, "
@@ -117,8 +153,14 @@ class LLMSpec(SpecModel):
 class DesignerSpec(SpecModel):
     """Which designer writes the environments."""
 
-    type: DesignerType = "llm"
-    critic: bool = True  # detect degenerate LLM designs and ask for one repair
+    type: DesignerType = Field(
+        default="llm",
+        description="Who writes the environments: llm (the paper), fixed (one LLM design reused every cycle), easy-"
+        "to-hard, adversarial or heuristic (no LLM), or none (train on the game only, the baseline).",
+    )
+    critic: bool = Field(
+        default=True, description="Check each LLM design for degenerate environments and ask the LLM for one repair."
+    )
     mode: DesignMode = Field(
         default="free",
         description="How the llm and fixed designers ask: free (the paper: the LLM writes every setting of each "
@@ -130,30 +172,57 @@ class DesignerSpec(SpecModel):
 class TrainingSpec(SpecModel):
     """Environment steps per phase (per seed). Designed-env steps are shared by the N envs."""
 
-    designed_env_steps: NonNegInt = 120_000
-    game_steps: NonNegInt = 120_000
-    final_steps: NonNegInt = 1_000_000
-    eval_episodes: PosInt = 10
-    eval_runs: Annotated[int, Field(ge=1, le=10)] = 3
-    designed_env_length: Annotated[int, Field(ge=16, le=100_000)] = 1024
+    designed_env_steps: NonNegInt = Field(
+        default=120_000,
+        description="Environment steps per cycle in the designed environments, shared by the envsPerCycle "
+        "environments (per seed).",
+    )
+    game_steps: NonNegInt = Field(
+        default=120_000,
+        description="Environment steps per cycle in the original game after the designed ones (per seed).",
+    )
+    final_steps: NonNegInt = Field(
+        default=1_000_000,
+        description="Environment steps of the final phase in the original game after the last cycle (per seed).",
+    )
+    eval_episodes: PosInt = Field(default=10, description="Episodes per evaluation run in the original game.")
+    eval_runs: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3,
+        description="Evaluation runs per evaluation; success rates are their mean, with the standard deviation across"
+        " runs.",
+    )
+    designed_env_length: Annotated[int, Field(ge=16, le=100_000)] = Field(
+        default=1024, description="Episode length limit in designed environments, in steps."
+    )
 
 
 class AgentSpec(SpecModel):
     """PPO settings (CleanRL names). Decimals are strings."""
 
-    network: Literal["nature", "impala"] = "nature"
-    learning_rate: DecimalString = "3e-4"
-    num_envs: Annotated[int, Field(ge=1, le=256)] = 8
-    rollout_steps: Annotated[int, Field(ge=8, le=8192)] = 512
-    epochs: Annotated[int, Field(ge=1, le=32)] = 3
-    minibatches: Annotated[int, Field(ge=1, le=256)] = 8
-    gamma: DecimalString = "0.95"
-    gae_lambda: DecimalString = "0.65"
-    clip_coef: DecimalString = "0.2"
-    entropy_coef: DecimalString = "0.01"
-    value_coef: DecimalString = "0.5"
-    max_grad_norm: DecimalString = "0.5"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    network: Literal["nature", "impala"] = Field(
+        default="nature",
+        description="Policy network: nature (the CNN of Mnih et al.) or impala (the residual CNN of Espeholt et al.).",
+    )
+    learning_rate: DecimalString = Field(default="3e-4", description='Adam learning rate, e.g. "3e-4".')
+    num_envs: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8, description="Parallel environments per training process."
+    )
+    rollout_steps: Annotated[int, Field(ge=8, le=8192)] = Field(
+        default=512, description="Steps per environment in each rollout; the batch is numEnvs*rolloutSteps."
+    )
+    epochs: Annotated[int, Field(ge=1, le=32)] = Field(default=3, description="PPO update epochs per rollout.")
+    minibatches: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=8, description="Minibatches per epoch; must divide numEnvs*rolloutSteps."
+    )
+    gamma: DecimalString = Field(default="0.95", description='Discount factor, e.g. "0.95".')
+    gae_lambda: DecimalString = Field(default="0.65", description='GAE lambda, e.g. "0.65".')
+    clip_coef: DecimalString = Field(default="0.2", description='PPO clipping coefficient, e.g. "0.2".')
+    entropy_coef: DecimalString = Field(default="0.01", description='Entropy bonus coefficient, e.g. "0.01".')
+    value_coef: DecimalString = Field(default="0.5", description='Value loss coefficient, e.g. "0.5".')
+    max_grad_norm: DecimalString = Field(default="0.5", description='Gradient norm clipping, e.g. "0.5".')
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where the agent trains: auto (a GPU when there is one), cpu or cuda."
+    )
 
     @model_validator(mode="after")
     def _batch_divisible(self) -> AgentSpec:
@@ -168,42 +237,77 @@ class AgentSpec(SpecModel):
 class ObjectiveSpec(SpecModel):
     """Stop early with Succeeded once the score (percent) reaches goalScore."""
 
-    goal_score: DecimalString | None = None
+    goal_score: DecimalString | None = Field(
+        default=None,
+        description='Stop with Succeeded once the evaluation score (percent, e.g. "40") reaches it; unset runs every '
+        "cycle.",
+    )
 
 
 class Toleration(SpecModel):
     """A pod toleration (subset of core/v1 Toleration)."""
 
-    key: Annotated[str, Field(max_length=253)] | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: Annotated[str, Field(max_length=253)] | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    key: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None, description="Taint key the toleration matches; empty with operator Exists matches every taint."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (the default) between key and value."
+    )
+    value: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None, description="Taint value to match with operator Equal."
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match: NoSchedule, PreferNoSchedule or NoExecute; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated before eviction, in seconds."
+    )
 
 
 class ResourcesSpec(SpecModel):
     """Resources and placement of training Jobs (ignored by local mode)."""
 
-    image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")] | None = None
+    image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")] | None = Field(
+        default=None, description="Trainer container image; unset uses the operator's default."
+    )
     requests: dict[str, Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=lambda: {"cpu": "2", "memory": "4Gi"}, max_length=MAX_ENTRIES
+        description="Resource requests of each training container, e.g. cpu, memory, nvidia.com/gpu.",
+        default_factory=lambda: {"cpu": "2", "memory": "4Gi"},
+        max_length=MAX_ENTRIES,
     )
-    limits: dict[str, Annotated[str, Field(max_length=64)]] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    limits: dict[str, Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES, description="Resource limits of each training container."
+    )
     node_selector: dict[str, Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=dict, max_length=MAX_ENTRIES
+        description="Node labels a training pod must match.", default_factory=dict, max_length=MAX_ENTRIES
     )
-    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
-    backoff_limit: Annotated[int, Field(ge=0, le=10)] = 1
-    job_active_deadline_seconds: Annotated[int, Field(ge=60)] | None = None
-    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = 3600
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(
+        default_factory=list, description="Tolerations of the training pods."
+    )
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=1, description="Pod retries of one training Job before it counts as failed."
+    )
+    job_active_deadline_seconds: Annotated[int, Field(ge=60)] | None = Field(
+        default=None, description="Seconds a training Job may run before Kubernetes stops it."
+    )
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = Field(
+        default=3600, description="Seconds a finished Job is kept before Kubernetes deletes it."
+    )
 
 
 class CheckpointSpec(SpecModel):
     """Where checkpoints live in the cluster: an existing claim, or one the operator creates."""
 
-    claim_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
-    storage_class_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
-    size: Annotated[str, Field(max_length=32)] = "5Gi"
+    claim_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = Field(
+        default=None,
+        description="An existing PersistentVolumeClaim for checkpoints; unset, the operator creates one for the run.",
+    )
+    storage_class_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = Field(
+        default=None, description="StorageClass of the claim the operator creates; unset uses the cluster default."
+    )
+    size: Annotated[str, Field(max_length=32)] = Field(
+        default="5Gi", description="Size of the claim the operator creates, e.g. 5Gi."
+    )
 
 
 QueueName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
@@ -212,20 +316,40 @@ QueueName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9
 class EnvGenRunSpec(SpecModel):
     """What a run does. Defaults follow the paper's schedule."""
 
-    game: GameName = "crafter"
-    designer: DesignerSpec = Field(default_factory=DesignerSpec)
-    llm: LLMSpec = Field(default_factory=LLMSpec)
-    envs_per_cycle: Annotated[int, Field(ge=1, le=16)] = 4
-    cycles: Annotated[int, Field(ge=1, le=50)] = 4
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    seeds: Annotated[int, Field(ge=1, le=16)] = 1
-    agent: AgentSpec = Field(default_factory=AgentSpec)
-    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
-    max_failed_tasks: Annotated[int, Field(ge=1, le=100)] = 3
-    suspend: bool = False
-    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    game: GameName = Field(
+        default="crafter", description="The game the agent learns and is evaluated in: crafter or heist."
+    )
+    designer: DesignerSpec = Field(default_factory=DesignerSpec, description="Who writes the training environments.")
+    llm: LLMSpec = Field(default_factory=LLMSpec, description="The LLM endpoint the llm and fixed designers ask.")
+    envs_per_cycle: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=4, description="Environments designed per cycle (the paper's N)."
+    )
+    cycles: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=4, description="Design-train-feedback cycles before the final phase (the paper's NCycle)."
+    )
+    training: TrainingSpec = Field(
+        default_factory=TrainingSpec, description="Environment steps of each phase and the evaluation budget."
+    )
+    seeds: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
+        description="Independent training seeds; each cycle trains one agent per seed and pools their feedback.",
+    )
+    agent: AgentSpec = Field(default_factory=AgentSpec, description="PPO hyperparameters (CleanRL names).")
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec, description="When the run may stop early.")
+    max_failed_tasks: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3, description="Failed designs or training tasks after which the run fails (MaxFailedTasksReached)."
+    )
+    suspend: bool = Field(default=False, description="true stops creating new Jobs and designs; false continues.")
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Seconds the whole run may take before it fails (DeadlineExceeded)."
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec,
+        description="Resources and placement of the training Jobs (cluster only; ignored by local mode).",
+    )
+    checkpoints: CheckpointSpec = Field(
+        default_factory=CheckpointSpec, description="Where the cluster keeps checkpoints between cycles."
+    )
     queue_name: QueueName | None = Field(
         default=None,
         description="Kueue LocalQueue for the training Jobs (label kueue.x-k8s.io/queue-name; they are created "
@@ -265,11 +389,17 @@ class EnvGenRun(SpecModel):
 
     model_config = SpecModel.model_config | {"extra": "forbid"}
 
-    api_version: Literal["envgen.dev/v1alpha1"] = Field(default="envgen.dev/v1alpha1", alias="apiVersion")
-    kind: Literal["EnvGenRun"] = "EnvGenRun"
-    metadata: Metadata
-    spec: EnvGenRunSpec
-    status: dict[str, Any] | None = None
+    api_version: Literal["envgen.dev/v1alpha1"] = Field(
+        default="envgen.dev/v1alpha1", alias="apiVersion", description="envgen.dev/v1alpha1."
+    )
+    kind: Literal["EnvGenRun"] = Field(default="EnvGenRun", description="EnvGenRun.")
+    metadata: Metadata = Field(description="The run's name and namespace.")
+    spec: EnvGenRunSpec = Field(
+        description="What the run does; required (spec: {} takes every default, the paper's schedule)."
+    )
+    status: dict[str, Any] | None = Field(
+        default=None, description="Written by the operator; ignored when reading a run.yaml."
+    )
 
     @property
     def name(self) -> str:
