@@ -145,3 +145,16 @@ def test_heuristic_heist_follows_the_success_rate() -> None:
     ladder = [c.env.name for c in HEIST_LADDER]
     assert names(0.0) == ladder[:2] and names(100.0) == ladder[-2:]
     assert ladder.index(names(50.0)[0]) > 0
+
+
+def test_heuristic_reaches_one_step_ahead_in_one_slot_of_four() -> None:
+    skills = success(collect_wood=95, place_table=80, make_wood_pickaxe=60)
+    request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=history("crafter", [], skills))
+    names = [e.name for e in HeuristicDesigner().design(request).envs]
+    rates = {k: v.mean for k, v in skills.items()}
+    ahead = [a for a in ACHIEVEMENTS if not all(rates[p] >= REACH_PERCENT for p in PREREQUISITES[a])]
+    stretch = [n for n in names if any(CRAFTER_PRACTICE[a].env.name == n for a in ahead)]
+    assert len(stretch) == 1 and len(set(names)) == 4
+    skill = next(a for a in ahead if CRAFTER_PRACTICE[a].env.name == stretch[0])
+    # one step ahead: every prerequisite of the stretch skill is itself within reach
+    assert all(all(rates[q] >= REACH_PERCENT for q in PREREQUISITES[p]) for p in PREREQUISITES[skill])

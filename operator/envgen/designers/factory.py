@@ -7,7 +7,9 @@ from ..llm.records import RecordStore
 from ..spec import EnvGenRunSpec
 from .base import Designer
 from .baselines import AdversarialDesigner, EasyToHardDesigner, FixedDesigner, NoDesigner
+from .constrained import ConstrainedLLMDesigner
 from .heuristic import HeuristicDesigner
+from .learning_progress import LearningProgressDesigner
 from .llm import LLMDesigner
 
 
@@ -28,7 +30,11 @@ def make_designer(
     if kind in ("llm", "fixed"):
         settings = LLMSettings.from_spec(spec.llm, base_url=base_url, api_key=api_key)
         client = LLMClient(settings, records=records, on_progress=on_progress)
-        llm = LLMDesigner(client, critic=spec.designer.critic)
+        llm: Designer = (
+            ConstrainedLLMDesigner(client)
+            if spec.designer.mode == "constrained"
+            else LLMDesigner(client, critic=spec.designer.critic)
+        )
         return llm if kind == "llm" else FixedDesigner(llm)
     if kind == "easy-to-hard":
         return EasyToHardDesigner(spec.cycles)
@@ -36,4 +42,6 @@ def make_designer(
         return AdversarialDesigner()
     if kind == "heuristic":
         return HeuristicDesigner()
+    if kind == "learning-progress":
+        return LearningProgressDesigner()
     return NoDesigner()

@@ -1,0 +1,178 @@
+"""The constrained LLM design mode: the model only chooses, the catalogue builds the environments.
+
+A small model cannot invent good configurations, but it can pick from a short menu. The catalogue (one practice
+env per Crafter skill, Heist's level ladder; easy to hard) is cut into N consecutive stages, one per environment
+slot, and the JSON schema gives slot k a string ``enum`` of stage k's skills only, so every answer the grammar
+allows is N valid, distinct practice environments spread from easy to hard. The prompt shows the agent's success
+per skill; the model picks, per stage, the skill the agent should practise next. A schema-invalid answer gets one
+repair; if it is still invalid, each unusable slot falls back to its stage's weakest reachable skill.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..achievements import PREREQUISITES
+from ..contracts import ChatMessage, CycleDesign, DesignRequest
+from ..envconfig import Game
+from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
+from ..spec import DesignerType
+from .base import DesignError, DesignUnavailable, unique_names
+from .catalogue import CatalogueEnv, ladder, spread
+from .critic import critique
+from .heuristic import REACH_PERCENT, success_of
+from .prompts import SYSTEM, game_title, success_table
+from .schema import extract_json
+
+
+def stages(game: Game, n: int) -> list[tuple[CatalogueEnv, ...]]:
+    """The catalogue cut into ``n`` consecutive, disjoint, non-empty stages (fewer when it has fewer entries)."""
+    envs = ladder(game)
+    n = max(1, min(n, len(envs)))
+    return [envs[k * len(envs) // n : (k + 1) * len(envs) // n] for k in range(n)]
+
+
+def choice(entry: CatalogueEnv, game: Game) -> str:
+    """The enum value the model writes for a catalogue entry: the skill (Crafter) or the level name (Heist)."""
+    return entry.skills[0] if game == "crafter" else entry.env.name
+
+
+def slot(k: int) -> str:
+    """The answer field of slot ``k`` (0-based)."""
+    return f"env{k + 1}"
+
+
+def constrained_schema(game: Game, n: int) -> dict[str, Any]:
+    """One required string field per slot, each an enum of its own stage: distinct choices by construction."""
+    props = {
+        slot(k): {"type": "string", "enum": [choice(e, game) for e in stage]} for k, stage in enumerate(stages(game, n))
+    }
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def constrained_prompt(request: DesignRequest) -> str:
+    """The menu, the agent's success so far, and how to choose."""
+    game, feedback = request.game, request.history[-1].feedback if request.history else None
+    menu = []
+    for k, stage in enumerate(stages(game, request.num_envs)):
+        options = "\n".join(f"  - {choice(e, game)}: {e.env.purpose.split(': ', 1)[-1]}" for e in stage)
+        menu.append(f"{slot(k)} (stage {k + 1}):\n{options}")
+    table = success_table(feedback) if feedback else "(no training yet: every skill is at 0%)"
+    return "\n\n".join(
+        [
+            f'You choose training environments for an agent learning "{game_title(game)}". Each environment '
+            "practises one skill and hands out only that skill's prerequisites.",
+            f"How well the agent does each skill in the real game (success rate):\n{table}",
+            "For each slot, choose the option the agent should practise next: a skill it rarely succeeds at "
+            "whose prerequisites it already manages. Avoid skills it already masters.",
+            "The options per slot:\n" + "\n\n".join(menu),
+            f"Reply with one JSON object with the keys {', '.join(slot(k) for k in range(len(menu)))}.",
+        ]
+    )
+
+
+def fallback(stage: tuple[CatalogueEnv, ...], request: DesignRequest) -> CatalogueEnv:
+    """The stage's weakest skill whose prerequisites the agent manages (else the stage's first)."""
+    feedback = request.history[-1].feedback if request.history else None
+    success = success_of(feedback)
+    reachable = [e for e in stage if all(success[p] >= REACH_PERCENT for p in PREREQUISITES.get(e.skills[0], ()))]
+    return min(reachable or stage[:1], key=lambda e: success[e.skills[0]])
+
+
+def parse_choices(text: str, schema: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The slot choices of an answer and the schema problems (slots with a problem are left out)."""
+    try:
+        doc = extract_json(text)
+    except ValueError as exc:
+        return {}, [str(exc)]
+    if not isinstance(doc, dict):
+        return {}, ["the answer must be a JSON object"]
+    problems = [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+        for e in Draft202012Validator(schema).iter_errors(doc)
+    ]
+    allowed = schema["properties"]
+    good = {k: v for k, v in doc.items() if k in allowed and v in allowed[k]["enum"]}
+    return good, problems
+
+
+class ConstrainedLLMDesigner:
+    """The LLM picks one catalogue skill per slot (enum-constrained JSON); the catalogue builds the envs."""
+
+    def __init__(self, client: LLMClient, *, name: DesignerType = "llm") -> None:
+        self.client = client
+        self.name: DesignerType = name
+
+    def design(self, request: DesignRequest) -> CycleDesign:
+        log = CallLog()
+        chat = [
+            ChatMessage(role="system", content=SYSTEM),
+            ChatMessage(role="user", content=constrained_prompt(request)),
+        ]
+        schema = constrained_schema(request.game, request.num_envs)
+        log.notes.append(f"prompt: constrained ({self.client.settings.model}, response_format {self.client.rung})")
+        try:
+            text, picks = self._ask(chat, schema, request, log)
+        except LLMUnavailable as exc:
+            raise DesignUnavailable(
+                f"{self.name} designer (constrained), cycle {request.cycle}: {exc}",
+                self._record(request, chat, log),
+                exc.retry_after,
+            ) from None
+        except LLMError as exc:
+            raise DesignError(
+                f"{self.name} designer (constrained), cycle {request.cycle}: {exc}", self._record(request, chat, log)
+            ) from None
+        design = self._record(request, [*chat, ChatMessage(role="assistant", content=text)], log)
+        design.envs = unique_names([p.env for p in spread(tuple(picks), request.num_envs)])
+        design.findings = critique(design.envs, request)
+        log.notes.append("constrained: " + ", ".join(p.env.name for p in picks))
+        design.notes = list(log.notes)
+        return design
+
+    def _ask(
+        self, chat: list[ChatMessage], schema: dict[str, Any], request: DesignRequest, log: CallLog
+    ) -> tuple[str, list[CatalogueEnv]]:
+        answer = self.client.chat(chat, schema, f"envgen_{request.game}_choice", log)
+        good, problems = parse_choices(answer.text, schema)
+        text = answer.text
+        if problems:
+            log.notes.append(f"answer invalid, asked for one repair: {'; '.join(problems)}")
+            repair = [
+                *chat,
+                ChatMessage(role="assistant", content=answer.text or "(empty answer)"),
+                ChatMessage(
+                    role="user",
+                    content="That answer is not valid: " + "; ".join(problems) + ". Reply with one JSON object "
+                    "whose keys are the slots and whose values are options listed for that slot.",
+                ),
+            ]
+            second = self.client.chat(repair, schema, f"envgen_{request.game}_choice", log)
+            again, problems = parse_choices(second.text, schema)
+            if len(again) >= len(good):
+                good, text = again, second.text
+        picks = []
+        for k, stage in enumerate(stages(request.game, request.num_envs)):
+            by_choice = {choice(e, request.game): e for e in stage}
+            if slot(k) in good:
+                picks.append(by_choice[good[slot(k)]])
+            else:
+                picks.append(fallback(stage, request))
+                log.notes.append(f"{slot(k)}: no valid choice, used the stage's weakest reachable skill")
+        if not good:
+            text = json.dumps({slot(k): choice(p, request.game) for k, p in enumerate(picks)})
+        return text, picks
+
+    def _record(self, request: DesignRequest, chat: list[ChatMessage], log: CallLog) -> CycleDesign:
+        return CycleDesign(
+            cycle=request.cycle,
+            designer=self.name,
+            envs=[],
+            chat=chat,
+            notes=list(log.notes),
+            usage=log.usage,
+            attempts=list(log.attempts),
+        )
