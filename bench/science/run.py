@@ -181,11 +181,24 @@ def sync(rundir: Path, out: Path) -> list[Path]:
 
 
 def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
-    """Run (or resume) one arm; True when it finished."""
+    """Run (or resume) one arm, resuming up to ``--retries`` times after a crash; True when it finished."""
+    for attempt in range(args.retries + 1):
+        if attempt:
+            print(f"[science] {profile}/{arm}: resuming after a failure (retry {attempt})", flush=True)
+            time.sleep(args.retry_wait)
+        finished, code = _run_once(arm, profile, seeds, args, deadline)
+        if finished or code in (0, None) or (deadline is not None and time.time() > deadline):
+            return finished
+    return False
+
+
+def _run_once(
+    arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None
+) -> tuple[bool, int | None]:
     out = RESULTS / profile / arm
     if (out / "finished.json").exists():
         print(f"[science] {profile}/{arm}: finished earlier, reused")
-        return True
+        return True, 0
     rundir = RUNS / profile / arm
     rundir.mkdir(parents=True, exist_ok=True)
     spec = rundir.parent / f"{arm}.yaml"
@@ -211,9 +224,9 @@ def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadli
         log.close()
     _publish(rundir, out, arm, profile, args.commit)
     finished = (out / "finished.json").exists()
-    if not finished and proc.returncode not in (0, None) and deadline is None:
+    if not finished and proc.returncode not in (0, None):
         print(f"[science] {profile}/{arm}: envgen run exited {proc.returncode}; see {rundir.parent / arm}.log")
-    return finished
+    return finished, proc.returncode
 
 
 def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> None:
@@ -224,7 +237,7 @@ def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> N
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # envgen run stops as cleanly as on Ctrl-C (SIGINT may be ignored under nohup)
     try:
         proc.wait(120)
     except subprocess.TimeoutExpired:
@@ -245,11 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", action="store_true", help="git-commit each arm's raw results as they land")
     p.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
     p.add_argument("--poll", type=float, default=20.0, help="seconds between result syncs")
+    p.add_argument("--retries", type=int, default=3, help="resumes of an arm whose envgen run failed")
+    p.add_argument("--retry-wait", type=float, default=60.0, help="seconds before such a resume")
     p = sub.add_parser("report", help="write RESULTS.md, summary.json and the plots from the raw results")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     args = parser.parse_args(argv)
 
     from .report import write_report
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` stops the arm's envgen run too
 
     if args.command == "run":
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None

@@ -1,0 +1,60 @@
+"""The science benchmark's smoke profile: two arms, one seed, a few thousand steps, end to end through envgen run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository root, not an installed package
+from bench.science.report import bootstrap_ci, welch  # noqa: E402
+
+
+def test_welch_and_bootstrap() -> None:
+    t, df, p = welch([30.0, 31.0, 29.0], [20.0, 21.0, 19.0])
+    assert t == pytest.approx(12.247, abs=1e-3) and df == pytest.approx(4.0) and p == pytest.approx(2.5e-4, rel=0.05)
+    assert welch([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])[2] == pytest.approx(1.0)
+    lo, hi = bootstrap_ci([30.0, 31.0, 29.0], [20.0, 21.0, 19.0])
+    assert 8.0 <= lo < 10.0 < hi <= 12.0
+
+
+@pytest.mark.slow
+def test_smoke_profile_writes_results_tables_and_plots(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.science",
+        "run",
+        "--profile",
+        "smoke",
+        "--arms",
+        "none",
+        "heuristic",
+        "--seeds",
+        "1",
+        "--poll",
+        "2",
+        "--retries",
+        "0",
+    ]
+    env = {"ENVGEN_SCIENCE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "results" / "smoke"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["arms"]) == {"none", "heuristic"}
+    for arm in summary["arms"].values():
+        assert arm["seeds"] == [0] and len(arm["scores"]) == 1 and len(arm["evalScores"]) == 1 and arm["finished"]
+    assert summary["budget"]["stepsPerSeed"] == 2560
+    text = (out / "RESULTS.md").read_text()
+    assert "| none | 1 |" in text and "| heuristic | 1 |" in text and "26.4" in text
+    for png in ("achievements.png", "curves.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "none" / "sci-none-final-s0.json").exists()
+    # a second run reuses the finished arms: nothing trains again
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("reused") == 2
