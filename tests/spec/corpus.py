@@ -7,7 +7,8 @@ file as a whole is refused) and ``# refused-by: KIND``:
   cases its own object-metadata validation;
 - ``unknown-field``: an unknown field, which the API server refuses under strict field validation
   (``kubectl apply --validate=strict``, the default since 1.27) and otherwise prunes;
-- ``file``: only the loader sees it (duplicate keys, aliases, several documents, size, wrong apiVersion or kind).
+- ``file``: only ``envgen`` refuses it (duplicate keys, aliases, several documents, size, wrong apiVersion or
+  kind, and ``4.0`` for an integer, which the API server reads as 4).
 
 Cases too large to commit are made by ``generated()`` into a folder. ``manifest()`` reads a schema case as the
 object to send to an API server.
