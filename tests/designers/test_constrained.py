@@ -85,3 +85,9 @@ def test_invalid_answer_gets_one_repair_then_falls_back_per_slot(stub_llm: StubL
 def test_fixed_can_use_the_constrained_mode(stub_llm: StubLLM) -> None:
     designer = make_designer(spec("fixed"), base_url=stub_llm.base_url)
     assert isinstance(designer, FixedDesigner) and isinstance(designer.first, ConstrainedLLMDesigner)
+
+
+def test_no_two_catalogue_envs_are_alike() -> None:
+    for entries in (CRAFTER_PRACTICE.values(), HEIST_LADDER):
+        configs = [c.env.config.model_dump_json() for c in entries]
+        assert len(set(configs)) == len(configs)

@@ -2,8 +2,9 @@
 
 Crafter: one practice environment per achievement. Each hands out the prerequisites of its skill (items,
 pre-placed table/furnace/plant, a fitting biome or denser resources) and nothing beyond them, so the agent
-still has to perform the skill itself. Heist: a ladder of levels from a 5x5 maze without keys to the standard
-hard distribution. Both lists are ordered from easy to hard.
+still has to perform the skill itself; a tool's env also offers what the tool is for (zombies for a sword, the
+next resource for a pickaxe), so no two practice envs are alike. Heist: a ladder of levels from a 5x5 maze without
+keys to the standard hard distribution. Both lists are ordered from easy to hard.
 """
 
 from __future__ import annotations
@@ -53,31 +54,39 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "place_table": ("wood in hand and many trees", {"tree_rarity": "very common"}, {"wood": 3}),
     "place_plant": ("saplings in hand", {}, {"sapling": 3}),
     "make_wood_pickaxe": ("a table next to the start and wood in hand", _TABLE, {"wood": 3}),
-    "make_wood_sword": ("a table next to the start and wood in hand", _TABLE, {"wood": 3}),
+    "make_wood_sword": (
+        "a table next to the start, wood in hand and zombies to use the sword on",
+        {**_TABLE, "spawn_zombies": 2},
+        {"wood": 3},
+    ),
     "eat_plant": ("a ripening plant next to the start, no monsters", {"place_plant": True, "peaceful_mode": True}, {}),
     "collect_stone": ("a wood pickaxe in hand", {}, _PICK),
     "collect_coal": ("a wood pickaxe in hand and plenty of coal", {"coal_rarity": "very common"}, _PICK),
     "place_stone": ("stone and a wood pickaxe in hand", {}, {"stone": 3, **_PICK}),
     "place_furnace": ("a table next to the start, stone in hand", _TABLE, {"stone": 3, **_PICK}),
     "make_stone_pickaxe": (
-        "a table next to the start, wood and stone in hand",
-        _TABLE,
+        "a table next to the start, wood and stone in hand, and iron to mine with the new pickaxe",
+        {**_TABLE, "iron_rarity": "common"},
         {"wood": 2, "stone": 2, **_PICK},
     ),
-    "make_stone_sword": ("a table next to the start, wood and stone in hand", _TABLE, {"wood": 2, "stone": 2, **_PICK}),
+    "make_stone_sword": (
+        "a table next to the start, wood and stone in hand, and zombies to use the sword on",
+        {**_TABLE, "spawn_zombies": 2},
+        {"wood": 2, "stone": 2, **_PICK},
+    ),
     "collect_iron": (
         "a stone pickaxe in hand and plenty of iron",
         {"iron_rarity": "very common"},
         {"stone_pickaxe": 1, **_PICK},
     ),
     "make_iron_pickaxe": (
-        "a table and a furnace next to the start, wood, coal and iron in hand",
-        _IRON_TOOLS,
+        "a table and a furnace next to the start, wood, coal and iron in hand, and diamonds to mine",
+        {**_IRON_TOOLS, "diamond_rarity": "common"},
         _IRON_ITEMS,
     ),
     "make_iron_sword": (
-        "a table and a furnace next to the start, wood, coal and iron in hand",
-        _IRON_TOOLS,
+        "a table and a furnace next to the start, wood, coal and iron in hand, and zombies to use the sword on",
+        {**_IRON_TOOLS, "spawn_zombies": 2},
         _IRON_ITEMS,
     ),
     "collect_diamond": (
