@@ -129,16 +129,16 @@ def summary(profile: str, arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """summary.json: final-phase training score and evaluation score per seed, and the budget."""
     prof = bench.PROFILES[profile]
     t = prof["training"]
-    out: dict[str, Any] = {"arms": {}, "profile": profile}
+    out: dict[str, Any] = {"arms": {}}
     for name, arm in arms.items():
         final = _final(arm)
         out["arms"][name] = {
             "scores": [round(m["trainScore"], 3) for _, m in final if m.get("trainScore") is not None],
             "evalScores": [round(m["score"], 3) for _, m in final if m.get("score") is not None],
             "seeds": [s for s, _ in final],
-            "finished": arm["finished"],
         }
     out["budget"] = {
+        "profile": profile,
         "cycles": prof["cycles"],
         "envsPerCycle": prof["envsPerCycle"],
         **t,
@@ -184,6 +184,24 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
             f"95% bootstrap CI [{lo:+.2f}, {hi:+.2f}] -> {verdict} at 5%."
         )
     return lines
+
+
+def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """Evaluation score at each cycle's end, every seed of the arm at the same step count (equal-step points)."""
+    lines = ["| arm | after | agent steps | seeds | eval score | unlocked |", "|---|---|---|---|---|---|"]
+    for name, arm in arms.items():
+        by_cycle: dict[str, list[dict[str, Any]]] = {}
+        for rec in arm["seeds"].values():
+            for t in _tasks(rec):
+                by_cycle.setdefault("final" if t.get("phase") == "final" else f"cycle {t.get('cycle')}", []).append(t)
+        for label, tasks in by_cycle.items():
+            scores = [t["score"] for t in tasks if t.get("score") is not None]
+            unlocked = [float(sum(1 for s in t.get("success", {}).values() if s["mean"] > 0)) for t in tasks]
+            lines.append(
+                f"| {name} | {label} | {tasks[0].get('globalStep', 0):,} | {len(tasks)} | {_mean_std(scores)} "
+                f"| {_mean_std(unlocked)} |"
+            )
+    return lines if len(lines) > 2 else []
 
 
 def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
@@ -281,6 +299,10 @@ def write_report(profile: str) -> list[Path]:
         "## Significance (final-phase training score vs `none`)",
         "",
         *(_significance(arms) or ["- no arm has results yet."]),
+        "",
+        "## Equal-step checkpoints (evaluation in Crafter at the end of each finished task)",
+        "",
+        *(_checkpoints(arms) or ["No task has finished yet."]),
         "",
     ]
     if any(_final(a) for a in arms.values()):
