@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-wait", type=float, default=60.0, help="seconds before such a resume")
     p = sub.add_parser("report", help="write RESULTS.md, summary.json and the plots from the raw results")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    p.add_argument("--commit", action="store_true", help="git-commit the report files when they change")
+    p.add_argument("--every", type=float, help="rewrite (and commit) every this many minutes, until stopped")
     args = parser.parse_args(argv)
 
     from .report import write_report
@@ -281,9 +283,14 @@ def main(argv: list[str] | None = None) -> int:
             if deadline is not None and time.time() > deadline:
                 break
         return 0
-    for path in write_report(args.profile):
-        print(path)
-    return 0
+    while True:
+        files = write_report(args.profile)
+        print("\n".join(str(p) for p in files), flush=True)
+        if args.commit:
+            git_commit(files, f"Science benchmark report: {args.profile}, results so far")
+        if not args.every:
+            return 0
+        time.sleep(60 * args.every)
 
 
 if __name__ == "__main__":
