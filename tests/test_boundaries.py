@@ -35,3 +35,12 @@ def test_engine_imports_no_io_libraries() -> None:
         ["envgen.engine"],
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_driver_imports_no_llm_stack() -> None:
+    """The driver needs the designer protocol only (in contracts), not the designers package's LLM client."""
+    result = imports_without(
+        {"openai", "httpx", "httpx2", "kopf", "kubernetes", "subprocess", "envgen_trainer"},
+        ["envgen.driver"],
+    )
+    assert result.returncode == 0, result.stderr

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from ..llm.stub import StubLLM, crafter_answer, error, free_port, streamed
+from llm.stub import StubLLM, crafter_answer, error, free_port, streamed
 
 pytestmark = pytest.mark.slow
 RUN = "outage"

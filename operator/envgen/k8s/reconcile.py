@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes import client
 
 from ..driver import step
+from ..engine import REOPENABLE
 from ..spec import SpecError, parse_run
 from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
@@ -59,7 +60,9 @@ def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) 
             return None
         status = read_status(body)
         generation = int(body["metadata"].get("generation") or 1)
-        if ended(status) is not None and status.observed_generation == generation:
+        failed = condition(status.conditions, FAILED)
+        reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
+        if ended(status) is not None and status.observed_generation == generation and not reopenable:
             prom.RUNS.update(namespace, name, snapshot(run, status))
             return None
         designer = RunDesigner(run, kube)

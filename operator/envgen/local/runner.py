@@ -169,9 +169,8 @@ def run_local(
             progress.note(f"retrying: {ended.get('reason')} ({ended.get('message')}); finished cycles are kept")
             backend.forgive(backend.observe())
         else:
-            progress.note(
-                f"this run failed ({ended.get('reason')}); add --retry to continue it from its last good state"
-            )
+            reason = ended.get("reason")
+            print(f"this run failed ({reason}); add --retry to continue it from its last good state")
     if resumed:
         progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
     designer = LocalDesigner(run, rundir, progress)
