@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 
 import pytest
 
 from envgen.contracts import DesignRequest
-from envgen.designers import DesignError, LLMDesigner
+from envgen.designers import DesignError, DesignUnavailable, LLMDesigner
 from envgen.envconfig import CrafterEnvConfig
 from envgen.llm import CallLog, LLMClient, LLMError, LLMSettings
-from envgen.llm.client import RUNGS
+from envgen.llm.client import RUNGS, retry_after_seconds
 
-from .stub import StubLLM, completion, crafter_answer, crafter_env, error
+from .stub import StubLLM, completion, crafter_answer, crafter_env, error, free_port
 
 SECRET = "sk-test-secret-0123456789"
 N = 2
@@ -232,3 +233,36 @@ def test_garbage_body_is_a_design_error(stub_llm: StubLLM) -> None:
     stub_llm.add(Reply(status=200, body="<html>proxy error</html>"))
     with pytest.raises(DesignError):
         designer(stub_llm, max_retries=0).design(request())
+
+
+def test_availability_failures_are_outages_content_failures_are_not(stub_llm: StubLLM) -> None:
+    stub_llm.add(error(429, "slow down", {"retry-after": "7"}), error(429, "slow down", {"retry-after": "7"}))
+    with pytest.raises(DesignUnavailable, match="HTTP 429") as info:
+        designer(stub_llm).design(request())
+    assert info.value.retry_after == 7.0 and info.value.design is not None
+    stub_llm.add(error(503, "down"), error(503, "down"))
+    with pytest.raises(DesignUnavailable) as down:
+        designer(stub_llm).design(request())
+    assert down.value.retry_after is None
+    stub_llm.add(error(401, "invalid api key"))
+    with pytest.raises(DesignError, match="HTTP 401") as refused:
+        designer(stub_llm).design(request())
+    assert not isinstance(refused.value, DesignUnavailable)
+    stub_llm.add(completion("not json"), completion("still not json"))
+    with pytest.raises(DesignError, match="still invalid") as invalid:
+        designer(stub_llm).design(request())
+    assert not isinstance(invalid.value, DesignUnavailable)
+
+
+def test_connection_refused_is_an_outage() -> None:
+    settings = LLMSettings(base_url=f"http://127.0.0.1:{free_port()}/v1", model="stub", max_retries=0)
+    with pytest.raises(DesignUnavailable, match="APIConnectionError"):
+        LLMDesigner(LLMClient(settings), critic=False).design(request())
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert retry_after_seconds({"retry-after": "-1"}) == 0.0
+    assert retry_after_seconds({}) is None and retry_after_seconds({"retry-after": "soon"}) is None
+    later = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 50 < (retry_after_seconds({"retry-after": later}) or 0) <= 60
