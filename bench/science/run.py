@@ -157,10 +157,12 @@ def git_commit(paths: list[Path], message: str) -> None:
         if not (REPO / ".git" / "index.lock").exists():
             add = subprocess.run(["git", "add", "--", *rel], cwd=REPO, capture_output=True, text=True)
             if add.returncode == 0:
+                if subprocess.run(["git", "diff", "--cached", "--quiet", "--", *rel], cwd=REPO).returncode == 0:
+                    return  # nothing new in these paths
                 done = subprocess.run(
                     ["git", "commit", "-q", "-m", message, "--", *rel], cwd=REPO, capture_output=True, text=True
                 )
-                if done.returncode == 0 or "nothing" in done.stdout + done.stderr:
+                if done.returncode == 0:
                     return
         time.sleep(5)
     print(f"[science] could not commit {rel}", file=sys.stderr)
