@@ -62,13 +62,15 @@ def test_prompt_shows_the_success_table(stub_llm: StubLLM) -> None:
     success = {a: SkillStat(mean=0.0) for a in ACHIEVEMENTS} | {"collect_wood": SkillStat(mean=83.0, std=4.0)}
     history = [
         CycleHistory(
-            design=CycleDesign(cycle=1, designer="llm", envs=[]), feedback=CycleFeedback(cycle=1, success=success)
+            design=CycleDesign(cycle=1, designer="llm", envs=[CRAFTER_PRACTICE["collect_wood"].env]),
+            feedback=CycleFeedback(cycle=1, success=success),
         )
     ]
     make_designer(spec(), base_url=stub_llm.base_url).design(
         DesignRequest(game="crafter", cycle=2, num_envs=2, history=history)
     )
-    assert "collect_wood: 83% +/- 4%" in stub_llm.requests[0]["messages"][1]["content"]
+    prompt = stub_llm.requests[0]["messages"][1]["content"]
+    assert "collect_wood: 83% +/- 4%" in prompt and "practised: practice-collect-wood" in prompt
 
 
 def test_invalid_answer_gets_one_repair_then_falls_back_per_slot(stub_llm: StubLLM) -> None:

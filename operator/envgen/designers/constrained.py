@@ -61,11 +61,21 @@ def constrained_prompt(request: DesignRequest) -> str:
         options = "\n".join(f"  - {choice(e, game)}: {e.env.purpose.split(': ', 1)[-1]}" for e in stage)
         menu.append(f"{slot(k)} (stage {k + 1}):\n{options}")
     table = success_table(feedback) if feedback else "(no training yet: every skill is at 0%)"
+    last = request.history[-1].design.envs if request.history else []
+    practised = (
+        [
+            f"Last cycle the agent practised: {', '.join(e.name for e in last)}. Choose another option in a slot "
+            "when the agent now succeeds at that skill."
+        ]
+        if last
+        else []
+    )
     return "\n\n".join(
         [
             f'You choose training environments for an agent learning "{game_title(game)}". Each environment '
             "practises one skill and hands out only that skill's prerequisites.",
             f"How well the agent does each skill in the real game (success rate):\n{table}",
+            *practised,
             "For each slot, choose the option the agent should practise next: a skill it rarely succeeds at "
             "whose prerequisites it already manages. Avoid skills it already masters.",
             "The options per slot:\n" + "\n\n".join(menu),
