@@ -164,6 +164,9 @@ async def test_chart_installs_and_the_operator_runs_on_its_role_alone(
     log = await chart_operator.stop()
     noisy = [line for line in log.splitlines() if "ERROR" in line or "Forbidden" in line or "permission" in line]
     assert not noisy, "\n".join(noisy)
+    lines = [line for line in log.splitlines() if line.strip()]
+    repeated = [a for a, b in zip(lines, lines[1:], strict=False) if a == b]
+    assert lines and not repeated, f"log lines printed twice: {repeated[:3]}"
 
 
 async def _gone(c: Cluster, name: str) -> bool:

@@ -104,7 +104,9 @@ def make_api_client() -> client.ApiClient:
 
 def run(namespaces: list[str], metrics_port: int, liveness_port: int | None) -> None:
     """Run the operator until interrupted: in the given namespaces, or in all of them when the list is empty."""
-    kopf.configure(verbose=False)
+    root = logging.getLogger()
+    root.handlers[:] = []  # Kopf installs the one handler the operator logs through (no line printed twice)
+    kopf.configure(verbose=root.level == logging.DEBUG)
     prom.serve(metrics_port)
     cfg = OperatorConfig(
         api=make_api_client(),
