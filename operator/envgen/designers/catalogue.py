@@ -21,8 +21,9 @@ from ..envconfig import (
     Game,
     HeistEnvConfig,
 )
+from ..games import HEIST_SUCCESS
 
-HEIST_SKILL = "heist_success"
+HEIST_SKILL = HEIST_SUCCESS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..achievements import ACHIEVEMENTS
 from ..contracts import ChatMessage, CycleFeedback, CycleHistory, DesignRequest
 from ..envconfig import (
     CrafterEnvConfig,
@@ -26,6 +25,8 @@ from ..envconfig import (
     Game,
     HeistEnvConfig,
 )
+from ..games import GAMES
+from ..games import game as game_of
 from .schema import HEIST_SETTINGS, NAME_MAX, PURPOSE_MAX, HeistAnswerEnv, for_constrained_decoding
 
 SYSTEM = "You design training environments for a reinforcement-learning agent. You reply with JSON only."
@@ -85,11 +86,8 @@ HEIST_RULES = (
     "Episodes time out after 1000 steps.",
 )
 
-HEIST_SKILLS = ("heist_success",)
-
-
 def game_title(game: Game) -> str:
-    return "Crafter" if game == "crafter" else "Heist"
+    return game_of(game).title
 
 
 def _values(node: dict[str, Any]) -> str:
@@ -160,7 +158,7 @@ def _output_instruction(game: Game, n: int, feedback: bool) -> str:
 
 
 def _skills(game: Game) -> str:
-    return "\n".join(ACHIEVEMENTS if game == "crafter" else ("heist_success: steal the gem",))
+    return game_of(game).skill_text
 
 
 def _rules(game: Game, feedback: bool) -> str:
@@ -184,7 +182,7 @@ def _role(game: Game, n: int) -> str:
 
 def success_table(feedback: CycleFeedback) -> str:
     """``skill: M% +/- S%`` lines with integers, achievements in Crafter's order."""
-    order = {name: i for i, name in enumerate((*ACHIEVEMENTS, *HEIST_SKILLS))}
+    order = {name: i for i, name in enumerate(s for g in GAMES.values() for s in g.skills)}
     names = sorted(feedback.success, key=lambda k: (order.get(k, len(order)), k))
     return "\n".join(f"{k}: {round(feedback.success[k].mean)}% +/- {round(feedback.success[k].std)}%" for k in names)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..achievements import ACHIEVEMENTS
 from ..contracts import CycleDesign, CycleFeedback
 from ..engine import Observed, feedback_by_cycle, summarize
+from ..games import game as game_of
 from ..spec import EnvGenRun
 
 PAPER_TARGETS = "paper (1M final Crafter steps): PPO+EnvGen 32.2 ± 0.6, PPO equal-step 26.4 ± 2.1, PPO 15.5 ± 0.6"
@@ -143,9 +144,7 @@ def _heatmap(run: EnvGenRun, feedback: dict[int, CycleFeedback], path: Path) -> 
     import numpy as np
 
     cols = list(feedback)
-    skills = (
-        list(ACHIEVEMENTS) if run.spec.game == "crafter" else sorted({k for f in feedback.values() for k in f.success})
-    )
+    skills = list(game_of(run.spec.game).skills)
     grid = np.array(
         [[feedback[k].success[s].mean if s in feedback[k].success else np.nan for k in cols] for s in skills]
     )
