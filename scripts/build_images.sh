@@ -70,7 +70,7 @@ time "${BUILDAH[@]}" "${BUILD[@]}" "${MOUNTS[@]}" --build-arg "BASE=$BASE_IMAGE"
 log "building $TRAINER_IMAGE"
 time "${BUILDAH[@]}" "${BUILD[@]}" "${MOUNTS[@]}" --build-arg "BASE=$BASE_IMAGE" "${TORCH_ARGS[@]}" \
     -f trainer_image/Dockerfile -t "$TRAINER_IMAGE" .
-"${BUILDAH[@]}" images "$OPERATOR_IMAGE" "$TRAINER_IMAGE"
+"${BUILDAH[@]}" images --filter "reference=envgen-*"
 [ "${SMOKE:-1}" = 0 ] && exit 0
 
 # 3. Smoke runs: each image's own entrypoint, as its own user.
