@@ -10,6 +10,7 @@ the run says so in a condition and an Event.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -165,7 +166,7 @@ async def test_chart_installs_and_the_operator_runs_on_its_role_alone(
     noisy = [line for line in log.splitlines() if "ERROR" in line or "Forbidden" in line or "permission" in line]
     assert not noisy, "\n".join(noisy)
     lines = [line for line in log.splitlines() if line.strip()]
-    repeated = [a for a, b in zip(lines, lines[1:], strict=False) if a == b]
+    repeated = [a for a, b in itertools.pairwise(lines) if a == b]
     assert lines and not repeated, f"log lines printed twice: {repeated[:3]}"
 
 
