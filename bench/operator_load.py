@@ -195,7 +195,7 @@ def serve_operator(namespace: str, probes: Path) -> None:
         requests.write(f"{method}\n")
         return original(self, method, url, *args, **kwargs)
 
-    operator.reconcile = timed  # type: ignore[assignment]
+    operator.reconcile = timed
     rest.RESTClientObject.request = counted  # type: ignore[method-assign]
     operator.run([namespace], metrics_port=0, liveness_port=None)
 
@@ -300,7 +300,7 @@ async def measure(cluster: Cluster, runs: int, cycles: int, interval: float, tim
 
 
 async def list_runs(cluster: Cluster) -> list[dict[str, Any]]:
-    result = await call(
+    result: dict[str, Any] = await call(
         cluster.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, cluster.namespace, RUNS_PLURAL
     )
     return list(result["items"])
