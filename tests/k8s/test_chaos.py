@@ -25,6 +25,8 @@ from .faults import FaultPlan, FaultyEmulator, Replicas, injected_summary
 from .harness import Cluster, JobPlayer
 from .test_operator import small_spec
 
+pytestmark = pytest.mark.timeout(300)  # a chaos run that hangs fails instead of stalling the suite
+
 CYCLES = 3
 SEEDS = 2
 KILLS = 20
