@@ -51,11 +51,15 @@ def main() -> None:
         o, o_resets = steps_per_second(ConfigurableCrafter(seed=r), args.steps, r)
         stock_sps.append(s)
         ours_sps.append(o)
-        print(f"round {r}: stock {s:7.0f} sps ({s_resets} resets)  configurable {o:7.0f} sps ({o_resets} resets)"
-              f"  ratio {o / s:.2f}x")
+        print(
+            f"round {r}: stock {s:7.0f} sps ({s_resets} resets)  configurable {o:7.0f} sps ({o_resets} resets)"
+            f"  ratio {o / s:.2f}x"
+        )
     ratios = np.array(ours_sps) / np.array(stock_sps)
-    print(f"median: stock {np.median(stock_sps):.0f} sps, configurable {np.median(ours_sps):.0f} sps, "
-          f"ratio {np.median(ratios):.2f}x")
+    print(
+        f"median: stock {np.median(stock_sps):.0f} sps, configurable {np.median(ours_sps):.0f} sps, "
+        f"ratio {np.median(ratios):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ from envgen_trainer.vecenv import EnvKind, EnvSpec, VecEnv
 
 
 def ours(kind: EnvKind, args: argparse.Namespace) -> float:
-    spec = AgentSpec(num_envs=args.envs, rollout_steps=args.rollout, epochs=args.epochs,
-                     minibatches=args.minibatches, device="cpu")
+    spec = AgentSpec(
+        num_envs=args.envs, rollout_steps=args.rollout, epochs=args.epochs, minibatches=args.minibatches, device="cpu"
+    )
     agent = PPO(spec, 17)
     with VecEnv([EnvSpec(kind, i) for i in range(args.envs)], min(2, os.cpu_count() or 1)) as vec:
         agent.train(vec, args.envs * args.rollout, lambda ep: None, lambda s: None)  # warm-up iteration
@@ -63,9 +64,19 @@ def sb3(args: argparse.Namespace) -> float:
     env_cls = _crafter_gymnasium()
     vec = SubprocVecEnv([lambda i=i: env_cls(i) for i in range(args.envs)], start_method="spawn")
     batch = args.envs * args.rollout
-    model = SB3PPO("CnnPolicy", vec, n_steps=args.rollout, batch_size=batch // args.minibatches,
-                   n_epochs=args.epochs, learning_rate=3e-4, gamma=0.95, gae_lambda=0.65, ent_coef=0.01,
-                   device="cpu", verbose=0)
+    model = SB3PPO(
+        "CnnPolicy",
+        vec,
+        n_steps=args.rollout,
+        batch_size=batch // args.minibatches,
+        n_epochs=args.epochs,
+        learning_rate=3e-4,
+        gamma=0.95,
+        gae_lambda=0.65,
+        ent_coef=0.01,
+        device="cpu",
+        verbose=0,
+    )
     model.learn(batch)  # warm-up iteration
     start = time.perf_counter()
     model.learn(args.steps, reset_num_timesteps=False)
@@ -83,8 +94,11 @@ def main() -> None:
     parser.add_argument("--minibatches", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    results = {"sb3 (stock crafter.Env)": sb3(args), "ours (configurable Crafter)": ours("crafter", args),
-               "ours (stock crafter.Env)": ours("crafter-stock", args)}
+    results = {
+        "sb3 (stock crafter.Env)": sb3(args),
+        "ours (configurable Crafter)": ours("crafter", args),
+        "ours (stock crafter.Env)": ours("crafter-stock", args),
+    }
     base = results["sb3 (stock crafter.Env)"]
     for name, sps in results.items():
         print(f"{name:30s} {sps:7.0f} env-steps/s  {sps / base:.2f}x")

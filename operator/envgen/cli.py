@@ -105,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_llm_serve)
 
     p = sub.add_parser("operator", help="run the Kubernetes operator")
-    p.add_argument(
-        "--namespace", action="append", help="a namespace to watch; repeat for several (default: all)"
-    )
+    p.add_argument("--namespace", action="append", help="a namespace to watch; repeat for several (default: all)")
     p.add_argument("--metrics-port", type=int, default=8080)
     p.add_argument("--liveness-port", type=int, default=None)
     p.set_defaults(func=_operator)

@@ -25,12 +25,31 @@ AGENT = {"numEnvs": 2, "rolloutSteps": 32, "minibatches": 2, "epochs": 1}
 
 def _task(tmp: Path, name: str, **extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "run": "t", "name": name, "phase": "cycle", "cycle": 1, "seed": 0, "game": "crafter",
-        "envs": [{"name": "grass", "weight": 1, "config": {
-            "game": "crafter", "environment_settings": {"target_biome": "grassland", "place_table": True},
-            "inventory_settings": {"wood": 2}, "world_settings": {"length": 40}}}],
-        "designedEnvSteps": 128, "gameSteps": 64, "evalEpisodes": 2, "evalRuns": 2, "agent": AGENT,
-        "checkpointOut": str(tmp / f"{name}.pt"), "outputDir": str(tmp / name),
+        "run": "t",
+        "name": name,
+        "phase": "cycle",
+        "cycle": 1,
+        "seed": 0,
+        "game": "crafter",
+        "envs": [
+            {
+                "name": "grass",
+                "weight": 1,
+                "config": {
+                    "game": "crafter",
+                    "environment_settings": {"target_biome": "grassland", "place_table": True},
+                    "inventory_settings": {"wood": 2},
+                    "world_settings": {"length": 40},
+                },
+            }
+        ],
+        "designedEnvSteps": 128,
+        "gameSteps": 64,
+        "evalEpisodes": 2,
+        "evalRuns": 2,
+        "agent": AGENT,
+        "checkpointOut": str(tmp / f"{name}.pt"),
+        "outputDir": str(tmp / name),
         "terminationMessagePath": str(tmp / f"{name}.term"),
     }
     doc.update(extra)
@@ -41,8 +60,13 @@ def _cli(tmp: Path, task: dict[str, Any] | str) -> subprocess.CompletedProcess[s
     path = tmp / "task.json"
     path.write_text(task if isinstance(task, str) else json.dumps(task))
     env = {**os.environ, "ENVGEN_TRAINER_WORKERS": "1"}
-    return subprocess.run([sys.executable, "-m", "envgen_trainer", "--task", str(path)], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "envgen_trainer", "--task", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_two_tasks_continue_from_checkpoint(tmp_path: Path) -> None:
@@ -62,8 +86,15 @@ def test_two_tasks_continue_from_checkpoint(tmp_path: Path) -> None:
     assert any((tmp_path / "c1" / "tb").iterdir())
 
     second = TrainingTask.model_validate(
-        _task(tmp_path, "c2", cycle=2, checkpointIn=str(tmp_path / "c1.pt"), designedEnvSteps=0, evalEpisodes=1,
-              evalRuns=1)
+        _task(
+            tmp_path,
+            "c2",
+            cycle=2,
+            checkpointIn=str(tmp_path / "c1.pt"),
+            designedEnvSteps=0,
+            evalEpisodes=1,
+            evalRuns=1,
+        )
     )
     result = run_task(second)
     assert result.global_step == 192 + 64 and result.steps == 64 and result.eval_episodes == 1
@@ -74,8 +105,11 @@ def test_two_tasks_continue_from_checkpoint(tmp_path: Path) -> None:
 
 
 def test_success_rates_and_per_env_results() -> None:
-    eps = [Episode(0, "a", 2.0, 10, ("collect_wood", "place_table")), Episode(1, "a", 1.0, 5, ("collect_wood",)),
-           Episode(2, "b", 0.0, 7, ())]
+    eps = [
+        Episode(0, "a", 2.0, 10, ("collect_wood", "place_table")),
+        Episode(1, "a", 1.0, 5, ("collect_wood",)),
+        Episode(2, "b", 0.0, 7, ()),
+    ]
     rates = success_rates(eps, "crafter")
     assert set(rates) == set(ACHIEVEMENTS)
     assert rates["collect_wood"] == pytest.approx(200 / 3) and rates["place_table"] == pytest.approx(100 / 3)
@@ -117,8 +151,12 @@ def test_invalid_json_exit_2_with_flag_path(tmp_path: Path) -> None:
     term = tmp_path / "flag.term"
     path = tmp_path / "task.json"
     path.write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "envgen_trainer", "--task", str(path), "--termination-log",
-                           str(term)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "envgen_trainer", "--task", str(path), "--termination-log", str(term)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     _assert_failure(proc, term, EXIT_INVALID_TASK, "not valid JSON")
 
 

@@ -11,8 +11,11 @@ from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 def test_mixed_configs_autoreset_and_shutdown() -> None:
     short = CrafterEnvConfig.model_validate({"world_settings": {"length": 16}})
-    specs = [EnvSpec("crafter", 1, "short", short), EnvSpec("crafter", 2, "short", short),
-             EnvSpec("crafter-stock", 3, "stock")]
+    specs = [
+        EnvSpec("crafter", 1, "short", short),
+        EnvSpec("crafter", 2, "short", short),
+        EnvSpec("crafter-stock", 3, "stock"),
+    ]
     vec = VecEnv(specs, num_workers=2)
     procs = list(vec._procs)
     obs = vec.reset()

@@ -56,8 +56,9 @@ def load_task(path: str) -> TrainingTask:
     except ValidationError as exc:
         reason = "; ".join(describe_validation_error(exc).splitlines())
         named = doc.get("terminationMessagePath")
-        raise TaskError(f"invalid task: {reason}", EXIT_INVALID_TASK, named if isinstance(named, str) else None
-                        ) from None
+        raise TaskError(
+            f"invalid task: {reason}", EXIT_INVALID_TASK, named if isinstance(named, str) else None
+        ) from None
 
 
 def _terminate(path: str, metrics: TrainingMetrics) -> None:
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         task = load_task(args.task)
         termination = args.termination_log or task.termination_message_path
-        base = TrainingMetrics(run=task.run, name=task.name, phase=task.phase, cycle=task.cycle, seed=task.seed,
-                               game=task.game)
+        base = TrainingMetrics(
+            run=task.run, name=task.name, phase=task.phase, cycle=task.cycle, seed=task.seed, game=task.game
+        )
         metrics = run_task(task)
     except TaskError as exc:
         code, reason = exc.code, str(exc)
@@ -103,4 +105,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"envgen-train: {reason}", file=sys.stderr)
     _terminate(termination, base.model_copy(update={"error": reason, "exit_code": code}))
     return code
-

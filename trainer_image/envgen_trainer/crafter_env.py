@@ -180,21 +180,53 @@ class ConfigurableCrafter(crafter.Env):
         light = self._world.daylight
         zs, ss, cs = (self._spawn_scale[c] for c in (objects.Zombie, objects.Skeleton, objects.Cow))
         self._balance_object(
-            chunk, objs, objects.Zombie, "grass", 6, 0, 0.3, 0.4,
+            chunk,
+            objs,
+            objects.Zombie,
+            "grass",
+            6,
+            0,
+            0.3,
+            0.4,
             lambda pos: objects.Zombie(self._world, pos, self._player),
-            lambda num, space: ((0 if space < 50 else 3.5 - 3 * light) * zs, (3.5 - 3 * light) * zs))
+            lambda num, space: ((0 if space < 50 else 3.5 - 3 * light) * zs, (3.5 - 3 * light) * zs),
+        )
         self._balance_object(
-            chunk, objs, objects.Skeleton, "path", 7, 7, 0.1, 0.1,
+            chunk,
+            objs,
+            objects.Skeleton,
+            "path",
+            7,
+            7,
+            0.1,
+            0.1,
             lambda pos: objects.Skeleton(self._world, pos, self._player),
-            lambda num, space: ((0 if space < 6 else 1) * ss, 2 * ss))
+            lambda num, space: ((0 if space < 6 else 1) * ss, 2 * ss),
+        )
         self._balance_object(
-            chunk, objs, objects.Cow, "grass", 5, 5, 0.01, 0.1,
+            chunk,
+            objs,
+            objects.Cow,
+            "grass",
+            5,
+            5,
+            0.01,
+            0.1,
             lambda pos: objects.Cow(self._world, pos),
-            lambda num, space: ((0 if space < 30 else 1) * cs, (1.5 + light) * cs))
+            lambda num, space: ((0 if space < 30 else 1) * cs, (1.5 + light) * cs),
+        )
 
     def _balance_object(
-        self, chunk: tuple[int, int, int, int], objs: set[Any], cls: type, material: str, span_dist: float,
-        despan_dist: float, spawn_prob: float, despawn_prob: float, ctor: Callable[[npt.NDArray[np.int64]], Any],
+        self,
+        chunk: tuple[int, int, int, int],
+        objs: set[Any],
+        cls: type,
+        material: str,
+        span_dist: float,
+        despan_dist: float,
+        spawn_prob: float,
+        despawn_prob: float,
+        ctor: Callable[[npt.NDArray[np.int64]], Any],
         target_fn: Callable[[int, int], tuple[float, float]],
     ) -> None:
         """Crafter's ``_balance_object`` with the creatures sorted by position, so episodes are replayable."""

@@ -39,18 +39,24 @@ class _Sprite:
     def draw(self, canvas: Frame, x: int, y: int) -> None:
         w, h = self.opaque.shape[:2]
         if self.front is None or self.back is None:
-            canvas[x: x + w, y: y + h] = self.opaque
+            canvas[x : x + w, y : y + h] = self.opaque
             return
-        current = canvas[x: x + w, y: y + h].astype(np.float32) / 255
+        current = canvas[x : x + w, y : y + h].astype(np.float32) / 255
         blended = self.front + self.back * current
-        canvas[x: x + w, y: y + h] = (255 * blended).astype(np.uint8)
+        canvas[x : x + w, y : y + h] = (255 * blended).astype(np.uint8)
 
 
 class FastRenderer:
     """Renders the same frame as ``crafter.Env.render()`` for a world, a player and an item view."""
 
-    def __init__(self, world: engine.World, textures: engine.Textures, view: npt.NDArray[np.int64],
-                 size: npt.NDArray[np.int64], item_view: engine.ItemView) -> None:
+    def __init__(
+        self,
+        world: engine.World,
+        textures: engine.Textures,
+        view: npt.NDArray[np.int64],
+        size: npt.NDArray[np.int64],
+        item_view: engine.ItemView,
+    ) -> None:
         self._world = world
         self._textures = textures
         self._view = np.asarray(view)
@@ -80,8 +86,8 @@ class FastRenderer:
         border = (self._size - self._unit * self._view) // 2
         x, y = int(border[0]), int(border[1])
         lw, lh = local.shape[:2]
-        canvas[x: x + lw, y: y + lh] = local
-        canvas[x: x + lw, y + lh: y + lh + items.shape[1]] = items
+        canvas[x : x + lw, y : y + lh] = local
+        canvas[x : x + lw, y + lh : y + lh + items.shape[1]] = items
         return canvas.transpose((1, 0, 2))
 
     def _local_view(self, player: objects.Player) -> npt.NDArray[np.floating]:
@@ -94,7 +100,7 @@ class FastRenderer:
         ids = np.where(inside, ids, self._outside)
         canvas = self._tiles[ids].transpose(0, 2, 1, 3, 4).reshape(grid[0] * unit[0], grid[1] * unit[1], 3)
         cx0, cy0 = max(int(x0), 0), max(int(y0), 0)
-        region = world._obj_map[cx0: max(int(x0 + grid[0]), 0), cy0: max(int(y0 + grid[1]), 0)]
+        region = world._obj_map[cx0 : max(int(x0 + grid[0]), 0), cy0 : max(int(y0 + grid[1]), 0)]
         for index in region[region > 0].tolist():
             obj = world._objects[index]
             px, py = obj.pos - (x0, y0)

@@ -44,8 +44,9 @@ class WorldGenSettings:
 
 
 @njit(cache=True)
-def _grid3(xs: FloatGrid, ys: FloatGrid, z: float, perm: npt.NDArray[np.int64],
-           grad: npt.NDArray[np.int64]) -> FloatGrid:  # pragma: no cover - compiled
+def _grid3(
+    xs: FloatGrid, ys: FloatGrid, z: float, perm: npt.NDArray[np.int64], grad: npt.NDArray[np.int64]
+) -> FloatGrid:  # pragma: no cover - compiled
     out = np.empty((xs.size, ys.size), dtype=np.float64)
     for i in range(xs.size):
         for j in range(ys.size):
@@ -63,8 +64,9 @@ class _Noise:
         self.x = np.arange(width)
         self.y = np.arange(height)
 
-    def field(self, xs: npt.NDArray[Any], ys: npt.NDArray[Any], z: float,
-              sizes: dict[int, float], normalize: bool = True) -> FloatGrid:
+    def field(
+        self, xs: npt.NDArray[Any], ys: npt.NDArray[Any], z: float, sizes: dict[int, float], normalize: bool = True
+    ) -> FloatGrid:
         value: FloatGrid | float = 0
         for size, weight in sizes.items():
             noise = _grid3(xs / size, ys / size, float(z), self._perm, self._grad)
@@ -146,9 +148,7 @@ def _set_materials(world: World, player: objects.Player, noise: _Noise, cfg: Wor
     flat_rest, flat_tree = rest.ravel(), tree_ok.ravel()
     flat_coal, flat_iron, flat_diamond, flat_lava = coal_ok.ravel(), iron_ok.ravel(), diamond_ok.ravel(), lava.ravel()
     flat_mat = mat.reshape(-1)
-    stone, coal, iron, diamond, lava_id, tree = (
-        ids[n] for n in ("stone", "coal", "iron", "diamond", "lava", "tree")
-    )
+    stone, coal, iron, diamond, lava_id, tree = (ids[n] for n in ("stone", "coal", "iron", "diamond", "lava", "tree"))
     for cell in cells.tolist():
         if flat_tree[cell]:
             if uniforms[used] > cfg.tree:

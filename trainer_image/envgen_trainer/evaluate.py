@@ -48,8 +48,9 @@ def collect(agent: PPO, vec: VecEnv, episodes: int) -> list[Episode]:
     return got
 
 
-def evaluate(agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: int, num_envs: int,
-             num_workers: int) -> Evaluation:
+def evaluate(
+    agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: int, num_envs: int, num_workers: int
+) -> Evaluation:
     """Evaluate ``runs`` times over ``episodes`` episodes each; SkillStat = mean/std over runs."""
     if episodes <= 0:
         return Evaluation()

@@ -36,7 +36,7 @@ class LevelInfo:
 
 def decode_state(state: bytes) -> tuple[int, int, int]:
     """``(num_keys, world_dim, maze_size)`` of a Heist state from ``get_state()``."""
-    ints = np.frombuffer(state[len(state) % 4:], dtype=np.int32)
+    ints = np.frombuffer(state[len(state) % 4 :], dtype=np.int32)
     for keys in range(4):
         if ints[-2 - keys] != keys or ints[-4 - keys] != keys:
             continue
@@ -44,7 +44,7 @@ def decode_state(state: bytes) -> tuple[int, int, int]:
         cells = world_dim * world_dim
         if not 0 < world_dim <= 64 or ints[-5 - keys - cells] != cells:
             continue
-        grid = ints[-4 - keys - cells: -4 - keys].reshape(world_dim, world_dim)
+        grid = ints[-4 - keys - cells : -4 - keys].reshape(world_dim, world_dim)
         open_cells = np.argwhere(grid != WALL)
         extent = open_cells.max(axis=0) - open_cells.min(axis=0) + 1
         return keys, world_dim, int(extent.max())
@@ -76,7 +76,7 @@ class HeistCatalogue:
         except (OSError, KeyError, ValueError):
             return
         self.levels = [LevelInfo(*(int(v) for v in row)) for row in info]
-        self._states = [blob[offsets[i]: offsets[i + 1]] for i in range(len(self.levels))]
+        self._states = [blob[offsets[i] : offsets[i + 1]] for i in range(len(self.levels))]
         self._batches = batches
 
     def _save(self) -> None:
@@ -91,7 +91,11 @@ class HeistCatalogue:
         from procgen import ProcgenGym3Env
 
         env = ProcgenGym3Env(
-            num=SCAN_BATCH, env_name="heist", distribution_mode=self.mode, start_level=0, num_levels=0,
+            num=SCAN_BATCH,
+            env_name="heist",
+            distribution_mode=self.mode,
+            start_level=0,
+            num_levels=0,
             rand_seed=SCAN_RAND_SEED + self._batches,
         )
         known = {lv.seed for lv in self.levels}
@@ -105,13 +109,15 @@ class HeistCatalogue:
         env.close()
         self._batches += 1
 
-    def matching(self, num_keys: int | None, maze_size: int | None,
-                 minimum: int = MIN_MATCHES) -> list[tuple[LevelInfo, bytes]]:
+    def matching(
+        self, num_keys: int | None, maze_size: int | None, minimum: int = MIN_MATCHES
+    ) -> list[tuple[LevelInfo, bytes]]:
         """Levels with the asked key count and maze size (None = any), scanning more levels if too few."""
 
         def select() -> list[tuple[LevelInfo, bytes]]:
             return [
-                (lv, st) for lv, st in zip(self.levels, self._states, strict=True)
+                (lv, st)
+                for lv, st in zip(self.levels, self._states, strict=True)
                 if (num_keys is None or lv.num_keys == num_keys) and (maze_size is None or lv.maze_size == maze_size)
             ]
 

@@ -31,8 +31,12 @@ class HeistEnv:
 
         self.config = config or HeistEnvConfig()
         self._env = ProcgenGym3Env(
-            num=1, env_name="heist", distribution_mode=self.config.distribution_mode,
-            start_level=0, num_levels=0, rand_seed=int(seed) % SEED_MODULUS,
+            num=1,
+            env_name="heist",
+            distribution_mode=self.config.distribution_mode,
+            start_level=0,
+            num_levels=0,
+            rand_seed=int(seed) % SEED_MODULUS,
         )
         self._rng = np.random.RandomState(seed % SEED_MODULUS)
         self._levels: list[bytes] = []

@@ -21,11 +21,15 @@ class NatureEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            _init(nn.Conv2d(3, 32, 8, stride=4)), nn.ReLU(),
-            _init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            _init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
+            _init(nn.Conv2d(3, 32, 8, stride=4)),
+            nn.ReLU(),
+            _init(nn.Conv2d(32, 64, 4, stride=2)),
+            nn.ReLU(),
+            _init(nn.Conv2d(64, 64, 3, stride=1)),
+            nn.ReLU(),
             nn.Flatten(),
-            _init(nn.Linear(64 * 4 * 4, 512)), nn.ReLU(),
+            _init(nn.Linear(64 * 4 * 4, 512)),
+            nn.ReLU(),
         )
         self.out_dim = 512
 
@@ -66,8 +70,13 @@ class ImpalaEncoder(nn.Module):
             prev = ch
         self.stages = nn.Sequential(*stages)
         self.dense = nn.Sequential(
-            nn.ReLU(), nn.Flatten(), _init(nn.Linear(prev * 8 * 8, 256)), nn.LayerNorm(256), nn.ReLU(),
-            _init(nn.Linear(256, hidden)), nn.ReLU(),
+            nn.ReLU(),
+            nn.Flatten(),
+            _init(nn.Linear(prev * 8 * 8, 256)),
+            nn.LayerNorm(256),
+            nn.ReLU(),
+            _init(nn.Linear(256, hidden)),
+            nn.ReLU(),
         )
         self.out_dim = hidden
 
@@ -92,8 +101,9 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self.features(obs)).squeeze(-1)
 
-    def act(self, obs: torch.Tensor, action: torch.Tensor | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (or score) actions: returns action, log-prob, entropy, value."""
         hidden = self.features(obs)
         dist = torch.distributions.Categorical(logits=self.actor(hidden))

@@ -75,8 +75,13 @@ class PPO:
         action, _, _, _ = self.net.act(torch.as_tensor(obs, device=self.device))
         return action.cpu().numpy()
 
-    def train(self, vec: VecEnv, steps: int, on_episode: Callable[[Episode], None],
-              on_iteration: Callable[[IterationStats], None]) -> int:
+    def train(
+        self,
+        vec: VecEnv,
+        steps: int,
+        on_episode: Callable[[Episode], None],
+        on_iteration: Callable[[IterationStats], None],
+    ) -> int:
         """Run PPO for about ``steps`` env steps (whole env batches); returns the steps done."""
         num_envs, horizon = vec.num_envs, self.spec.rollout_steps
         obs_np = vec.reset()
@@ -111,8 +116,12 @@ class PPO:
                 next_value = self.net.value(next_obs)
             advantages = self._gae(buf_rew, buf_val, buf_done, next_value, next_done)
             losses = self._update(
-                buf_obs.reshape(-1, *obs_np.shape[1:]), buf_act.reshape(-1), buf_logp.reshape(-1),
-                advantages.reshape(-1), (advantages + buf_val).reshape(-1), buf_val.reshape(-1),
+                buf_obs.reshape(-1, *obs_np.shape[1:]),
+                buf_act.reshape(-1),
+                buf_logp.reshape(-1),
+                advantages.reshape(-1),
+                (advantages + buf_val).reshape(-1),
+                buf_val.reshape(-1),
             )
             batch = length * num_envs
             done_steps += batch
@@ -123,8 +132,14 @@ class PPO:
             on_iteration(IterationStats(done_steps, batch / max(elapsed, 1e-9), losses))
         return done_steps
 
-    def _gae(self, rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
-             next_done: torch.Tensor) -> torch.Tensor:
+    def _gae(
+        self,
+        rewards: torch.Tensor,
+        values: torch.Tensor,
+        dones: torch.Tensor,
+        next_value: torch.Tensor,
+        next_done: torch.Tensor,
+    ) -> torch.Tensor:
         advantages = torch.zeros_like(rewards)
         last = torch.zeros_like(next_value)
         for t in reversed(range(rewards.shape[0])):
@@ -137,8 +152,15 @@ class PPO:
             advantages[t] = last
         return advantages
 
-    def _update(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                returns: torch.Tensor, old_values: torch.Tensor) -> dict[str, float]:
+    def _update(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        old_logp: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+        old_values: torch.Tensor,
+    ) -> dict[str, float]:
         batch = obs.shape[0]
         stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": []}
         for _ in range(self.spec.epochs):

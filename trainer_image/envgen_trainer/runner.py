@@ -86,10 +86,16 @@ class _Progress:
         self.writer = SummaryWriter(str(out / "tb"))
 
     def write(self, phase: str, steps: int, sps: float) -> None:
-        write_json_atomic(self.path, {
-            "phase": phase, "steps": steps, "totalSteps": self.total,
-            "globalStep": self.agent.counters.global_step, "stepsPerSecond": round(sps, 1),
-        })
+        write_json_atomic(
+            self.path,
+            {
+                "phase": phase,
+                "steps": steps,
+                "totalSteps": self.total,
+                "globalStep": self.agent.counters.global_step,
+                "stepsPerSecond": round(sps, 1),
+            },
+        )
 
     def iteration(self, phase: str, stats: IterationStats) -> None:
         step = self.agent.counters.global_step
@@ -147,25 +153,47 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     if task.game == "crafter":
         game_envs = [EnvSpec("crafter", _seed(task, 5000 + i)) for i in range(task.agent.num_envs)]
     else:
-        game_envs = [EnvSpec("heist", _seed(task, 5000 + i), "game", HeistEnvConfig(distribution_mode=mode))
-                for i in range(task.agent.num_envs)]
+        game_envs = [
+            EnvSpec("heist", _seed(task, 5000 + i), "game", HeistEnvConfig(distribution_mode=mode))
+            for i in range(task.agent.num_envs)
+        ]
     game_eps = _train_phase(agent, game_envs, task.game_steps, "game", progress)
     train_steps = progress.base
     checkpoint.save(agent, task.checkpoint_out)
 
     progress.write("eval", train_steps, 0.0)
-    result = evaluate(agent, task.game, mode, _seed(task, 900_000), task.eval_runs, task.eval_episodes,
-                      task.agent.num_envs, num_workers(task.agent.num_envs))
+    result = evaluate(
+        agent,
+        task.game,
+        mode,
+        _seed(task, 900_000),
+        task.eval_runs,
+        task.eval_episodes,
+        task.agent.num_envs,
+        num_workers(task.agent.num_envs),
+    )
     wall = time.perf_counter() - started
     train_success = success_rates(game_eps, task.game) if game_eps else {}
     metrics = TrainingMetrics(
-        run=task.run, name=task.name, phase=task.phase, cycle=task.cycle, seed=task.seed, game=task.game,
-        global_step=agent.counters.global_step, steps=train_steps, wall_time_seconds=wall,
+        run=task.run,
+        name=task.name,
+        phase=task.phase,
+        cycle=task.cycle,
+        seed=task.seed,
+        game=task.game,
+        global_step=agent.counters.global_step,
+        steps=train_steps,
+        wall_time_seconds=wall,
         steps_per_second=train_steps / wall if wall > 0 else 0.0,
-        success=result.success, score=result.score, score_std=result.score_std,
-        reward_mean=result.reward_mean, reward_std=result.reward_std,
-        episode_length_mean=result.length_mean, eval_episodes=result.episodes,
-        train_success=train_success, train_score=score(train_success, task.game) if game_eps else None,
+        success=result.success,
+        score=result.score,
+        score_std=result.score_std,
+        reward_mean=result.reward_mean,
+        reward_std=result.reward_std,
+        episode_length_mean=result.length_mean,
+        eval_episodes=result.episodes,
+        train_success=train_success,
+        train_score=score(train_success, task.game) if game_eps else None,
         per_env=env_results(designed_eps, [e.name for e in task.envs], task.game)
         if task.designed_env_steps > 0
         else [],

@@ -107,15 +107,17 @@ def _worker(conn: Connection, specs: list[tuple[int, EnvSpec]]) -> None:
                 conn.send(("ok", np.stack([s.reset() for s in slots])))
             elif cmd == "step":
                 results = [s.step(int(a)) for s, a in zip(slots, data, strict=True)]
-                conn.send((
-                    "ok",
+                conn.send(
                     (
-                        np.stack([r[0] for r in results]),
-                        np.array([r[1] for r in results], np.float32),
-                        np.array([r[2] for r in results], bool),
-                        [r[3] for r in results if r[3] is not None],
-                    ),
-                ))
+                        "ok",
+                        (
+                            np.stack([r[0] for r in results]),
+                            np.array([r[1] for r in results], np.float32),
+                            np.array([r[2] for r in results], bool),
+                            [r[3] for r in results if r[3] is not None],
+                        ),
+                    )
+                )
             else:
                 break
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
@@ -172,12 +174,13 @@ class VecEnv:
             conn.send(("reset", None))
         return np.concatenate([self._receive(c) for c in self._conns])
 
-    def step(self, actions: npt.NDArray[np.integer]) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_],
-                                                           list[Episode]]:
+    def step(
+        self, actions: npt.NDArray[np.integer]
+    ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
         """Step every env; finished envs are already reset. Returns obs, rewards, dones, finished episodes."""
         start = 0
         for conn, block in zip(self._conns, self._sizes, strict=True):
-            conn.send(("step", actions[start: start + block].tolist()))
+            conn.send(("step", actions[start : start + block].tolist()))
             start += block
         parts = [self._receive(c) for c in self._conns]
         episodes = [ep for p in parts for ep in p[3]]

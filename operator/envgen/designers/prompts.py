@@ -86,6 +86,7 @@ HEIST_RULES = (
     "Episodes time out after 1000 steps.",
 )
 
+
 def game_title(game: Game) -> str:
     return game_of(game).title
 

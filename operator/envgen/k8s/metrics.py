@@ -16,12 +16,8 @@ from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-CYCLES_COMPLETED = Counter(
-    "envgen_cycles_completed", "Training cycles completed.", ["namespace"], registry=REGISTRY
-)
-JOBS_CREATED = Counter(
-    "envgen_training_jobs_created", "Training Jobs created.", ["namespace"], registry=REGISTRY
-)
+CYCLES_COMPLETED = Counter("envgen_cycles_completed", "Training cycles completed.", ["namespace"], registry=REGISTRY)
+JOBS_CREATED = Counter("envgen_training_jobs_created", "Training Jobs created.", ["namespace"], registry=REGISTRY)
 JOBS_FAILED = Counter(
     "envgen_training_jobs_failed",
     "Training Jobs that failed (MetricsUnavailable: succeeded without readable metrics).",
