@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("operator", "trainer_image", "tests", "bench", "scripts")
-OWN = {"envgen", "envgen_trainer", "llm"}  # this project's packages (tests/llm is a test package)
+# This project's packages, the repository's script folders (bench) and the test packages (tests/spec, ...).
+OWN = {"envgen", "envgen_trainer", "bench"} | {p.parent.name for p in (ROOT / "tests").glob("*/__init__.py")}
 
 
 def imported_modules() -> set[str]:
