@@ -25,7 +25,7 @@ from typing import Any
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers import DesignError, LLMDesigner
-from envgen.designers.catalogue import CRAFTER_PRACTICE
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
 from envgen.llm import LLMClient, LLMSettings
 from envgen.llm.embedded import MODEL_ALIAS, EmbeddedLLM
 

@@ -19,15 +19,15 @@ import torch
 
 from envgen.spec import AgentSpec
 from envgen_trainer.ppo import PPO
-from envgen_trainer.vecenv import EnvKind, EnvSpec, VecEnv
+from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 
-def ours(kind: EnvKind, args: argparse.Namespace) -> float:
+def ours(stock: bool, args: argparse.Namespace) -> float:
     spec = AgentSpec(
         num_envs=args.envs, rollout_steps=args.rollout, epochs=args.epochs, minibatches=args.minibatches, device="cpu"
     )
     agent = PPO(spec, 17)
-    with VecEnv([EnvSpec(kind, i) for i in range(args.envs)], min(2, os.cpu_count() or 1)) as vec:
+    with VecEnv([EnvSpec("crafter", i, stock=stock) for i in range(args.envs)], min(2, os.cpu_count() or 1)) as vec:
         agent.train(vec, args.envs * args.rollout, lambda ep: None, lambda s: None)  # warm-up iteration
         start = time.perf_counter()
         done = agent.train(vec, args.steps, lambda ep: None, lambda s: None)
@@ -96,8 +96,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     results = {
         "sb3 (stock crafter.Env)": sb3(args),
-        "ours (configurable Crafter)": ours("crafter", args),
-        "ours (stock crafter.Env)": ours("crafter-stock", args),
+        "ours (configurable Crafter)": ours(False, args),
+        "ours (stock crafter.Env)": ours(True, args),
     }
     base = results["sb3 (stock crafter.Env)"]
     for name, sps in results.items():

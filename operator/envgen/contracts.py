@@ -104,6 +104,12 @@ class TrainingMetrics(CamelModel):
     error: str | None = None
     exit_code: int | None = None
 
+    @classmethod
+    def for_task(cls, task: TrainingTask, **results: Any) -> TrainingMetrics:
+        """Metrics of a task: its identity (run, name, phase, cycle, seed, game) plus ``results``."""
+        identity = {k: getattr(task, k) for k in ("run", "name", "phase", "cycle", "seed", "game")}
+        return cls(**identity, **results)
+
     def compact(self, limit: int = COMPACT_LIMIT_BYTES) -> str:
         """Compact JSON (<= limit bytes) for a container termination message; drops detail until it fits."""
         doc = _rounded(self.dump())

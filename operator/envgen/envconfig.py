@@ -14,7 +14,6 @@ from pydantic import Field
 
 from .models import StrictModel
 
-Game = Literal["crafter", "heist"]
 Biome = Literal["natural", "grassland", "mountain", "beaches"]
 Rarity = Literal["very common", "common", "rare"]
 Resource = Literal["tree", "coal", "iron", "diamond"]

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from . import safeyaml
+from .games import GameName
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
 DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "learning-progress", "none"]
 DesignMode = Literal["free", "constrained"]
-GameName = Literal["crafter", "heist"]
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 40  # child names <run>-c<k>-s<seed>-r<n> must fit in 63 characters
@@ -317,7 +317,8 @@ class EnvGenRunSpec(SpecModel):
     """What a run does. Defaults follow the paper's schedule."""
 
     game: GameName = Field(
-        default="crafter", description="The game the agent learns and is evaluated in: crafter or heist."
+        default="crafter",
+        description=f"The game the agent learns and is evaluated in: {' or '.join(get_args(GameName))}.",
     )
     designer: DesignerSpec = Field(default_factory=DesignerSpec, description="Who writes the training environments.")
     llm: LLMSpec = Field(default_factory=LLMSpec, description="The LLM endpoint the llm and fixed designers ask.")

@@ -11,9 +11,11 @@ from envgen.achievements import ACHIEVEMENTS, PREREQUISITES, depth
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, EnvResult, SkillStat
 from envgen.designers import AdversarialDesigner, EasyToHardDesigner, HeuristicDesigner, NoDesigner
 from envgen.designers.base import Designer
-from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
 from envgen.designers.heuristic import REACH_PERCENT, weakest_reachable
 from envgen.envconfig import CrafterEnvConfig, DesignedEnv, check
+from envgen.games import CRAFTER
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
+from envgen.games.heist import LADDER as HEIST_LADDER
 from envgen.spec import GameName
 
 DESIGNERS: dict[str, Callable[[], Designer]] = {
@@ -114,9 +116,9 @@ def test_weakest_reachable_walks_the_dag() -> None:
         "place_plant": 20.0,
         "make_wood_sword": 15.0,
     }
-    targets = weakest_reachable(rates, 4)
+    targets = weakest_reachable(CRAFTER, rates, 4)
     assert set(targets) == {"collect_stone", "collect_coal", "eat_plant", "defeat_skeleton"}
-    assert "collect_diamond" not in weakest_reachable(rates, 10)
+    assert "collect_diamond" not in weakest_reachable(CRAFTER, rates, 10)
     for skill in targets:
         assert all(rates[p] >= REACH_PERCENT for p in PREREQUISITES[skill])
 

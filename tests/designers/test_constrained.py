@@ -12,9 +12,10 @@ from llm.stub import StubLLM, completion
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers import FixedDesigner, make_designer
-from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
 from envgen.designers.constrained import ConstrainedLLMDesigner, constrained_schema, stages
 from envgen.envconfig import check
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
+from envgen.games.heist import LADDER as HEIST_LADDER
 from envgen.spec import EnvGenRunSpec
 
 

@@ -9,8 +9,9 @@ from llm.stub import StubLLM, completion, crafter_answer, crafter_env
 
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest
 from envgen.designers import LLMDesigner, critique
-from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
 from envgen.envconfig import CrafterEnvConfig, DesignedEnv
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
+from envgen.games.heist import LADDER as HEIST_LADDER
 from envgen.llm import LLMClient, LLMSettings
 
 REQUEST = DesignRequest(game="crafter", cycle=1, num_envs=4)

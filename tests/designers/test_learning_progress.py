@@ -5,8 +5,9 @@ from __future__ import annotations
 from envgen.achievements import ACHIEVEMENTS, PREREQUISITES
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, EnvResult, SkillStat
 from envgen.designers import make_designer
-from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
 from envgen.designers.learning_progress import LearningProgressDesigner, progress, staleness
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
+from envgen.games.heist import LADDER as HEIST_LADDER
 from envgen.spec import EnvGenRunSpec
 
 

@@ -9,24 +9,24 @@ from jsonschema import Draft202012Validator
 
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import ChatMessage, CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
-from envgen.designers.catalogue import CRAFTER_PRACTICE, HEIST_LADDER
 from envgen.designers.prompts import (
-    CRAFTER_DESCRIPTIONS,
-    HEIST_DESCRIPTIONS,
     build_chat,
     env_json,
     initial_prompt,
     settings_text,
     success_table,
 )
-from envgen.designers.schema import HEIST_SETTINGS, answer_schema, parse_answer
+from envgen.designers.schema import answer_schema, parse_answer
 from envgen.envconfig import CrafterEnvironmentSettings, CrafterInventorySettings
+from envgen.games import CRAFTER, HEIST
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
+from envgen.games.heist import LADDER as HEIST_LADDER
 
 
 def test_every_setting_is_described_and_offered() -> None:
     fields = set(CrafterEnvironmentSettings.model_fields) | set(CrafterInventorySettings.model_fields)
-    assert set(CRAFTER_DESCRIPTIONS) == fields
-    assert set(HEIST_DESCRIPTIONS) == set(HEIST_SETTINGS)
+    assert set(CRAFTER.setting_text) == fields | set(CRAFTER.answer_fields)
+    assert set(HEIST.setting_text) == set(HEIST.answer_fields)
     text = settings_text("crafter")
     assert all(f"- {name} (" in text for name in fields)
     assert '- target_biome (one of "natural", "grassland", "mountain", "beaches")' in text

@@ -227,13 +227,8 @@ class JobPlayer:
     async def succeed(self, job: dict[str, Any], score: float = 10.0) -> TrainingMetrics:
         """Finish a Job with metrics made from the model (operator behaviour is under test, not training)."""
         task = self.task(job)
-        metrics = TrainingMetrics(
-            run=task.run,
-            name=task.name,
-            phase=task.phase,
-            cycle=task.cycle,
-            seed=task.seed,
-            game=task.game,
+        metrics = TrainingMetrics.for_task(
+            task,
             steps=task.designed_env_steps + task.game_steps,
             score=score,
             success={"collect_wood": SkillStat(mean=80.0), "place_table": SkillStat(mean=20.0)},

@@ -17,7 +17,7 @@ import pytest
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers import LLMDesigner
-from envgen.designers.catalogue import CRAFTER_PRACTICE
+from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
 from envgen.llm import LLMClient, LLMSettings, MemoryRecordStore
 from envgen.llm.client import ProgressCallback, StreamProgress
 from envgen.llm.embedded import (

@@ -1,12 +1,18 @@
-"""The game descriptors agree with the real games they describe."""
+"""The game descriptors agree with the real games they describe, and the trainer builds every registered game."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import crafter
+import numpy as np
 import pytest
+import torch
 
 from envgen.achievements import crafter_score
-from envgen.games import CRAFTER, GAMES, HEIST, game
+from envgen.games import CRAFTER, GAMES, HEIST, GameName, game
+from envgen_trainer.games import TRAINER_GAMES, trainer_game
+from envgen_trainer.networks import ActorCritic
 
 
 def test_crafter_descriptor_matches_the_real_game() -> None:
@@ -37,3 +43,23 @@ def test_lookup_names_the_known_games() -> None:
     assert set(GAMES) == {"crafter", "heist"}
     with pytest.raises(KeyError, match="known: crafter, heist"):
         game("pong")
+
+
+def test_both_sides_name_the_same_games() -> None:
+    assert set(TRAINER_GAMES) == set(GAMES) == set(get_args(GameName))
+    assert all(name == g.name for name, g in TRAINER_GAMES.items())
+
+
+@pytest.mark.parametrize("name", sorted(TRAINER_GAMES))
+def test_trainer_side_builds_the_game(name: str) -> None:
+    side, descriptor = trainer_game(name), game(name)
+    designed = descriptor.catalogue[0].env.config
+    real = side.game_config([designed])
+    assert all(c is None or c.game == name for c in (real, side.game_config([])))
+    for env in (side.make_env(designed, 1), side.make_env(real, 2), side.make_eval_env(real, 3)):
+        obs = np.asarray(env.reset())
+        assert obs.shape == side.obs_shape and obs.dtype == np.uint8
+        obs, _, _, _ = env.step(descriptor.num_actions - 1)
+        assert np.asarray(obs).shape == side.obs_shape
+    action, *_ = ActorCritic("nature", descriptor.num_actions).act(torch.zeros((2, *side.obs_shape), dtype=torch.uint8))
+    assert action.shape == (2,)

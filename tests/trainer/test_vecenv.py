@@ -14,7 +14,7 @@ def test_mixed_configs_autoreset_and_shutdown() -> None:
     specs = [
         EnvSpec("crafter", 1, "short", short),
         EnvSpec("crafter", 2, "short", short),
-        EnvSpec("crafter-stock", 3, "stock"),
+        EnvSpec("crafter", 3, "stock", stock=True),
     ]
     vec = VecEnv(specs, num_workers=2)
     procs = list(vec._procs)

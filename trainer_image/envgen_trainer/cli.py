@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         task = load_task(args.task)
         termination = args.termination_log or task.termination_message_path
-        base = TrainingMetrics(
-            run=task.run, name=task.name, phase=task.phase, cycle=task.cycle, seed=task.seed, game=task.game
-        )
+        base = TrainingMetrics.for_task(task)
         metrics = run_task(task)
     except TaskError as exc:
         code, reason = exc.code, str(exc)

@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from envgen.contracts import SkillStat
+from envgen.games import ConfigModel
 
 from .metrics import score, skill_names, std, success_rates
 from .ppo import PPO
@@ -25,13 +26,9 @@ class Evaluation:
     episodes: int = 0
 
 
-def eval_specs(game: str, mode: str, seed: int, count: int) -> list[EnvSpec]:
-    """Envs of the unmodified game: ``crafter.Env``, or Heist's standard distribution of ``mode``."""
-    from envgen.envconfig import HeistEnvConfig
-
-    if game == "crafter":
-        return [EnvSpec("crafter-stock", seed + i, "eval") for i in range(count)]
-    return [EnvSpec("heist", seed + i, "eval", HeistEnvConfig(distribution_mode=mode)) for i in range(count)]
+def eval_specs(game: str, config: ConfigModel | None, seed: int, count: int) -> list[EnvSpec]:
+    """Envs of the unmodified game (``config``: the real game's config, see ``TrainerGame.game_config``)."""
+    return [EnvSpec(game, seed + i, "eval", config, stock=True) for i in range(count)]
 
 
 def collect(agent: PPO, vec: VecEnv, episodes: int) -> list[Episode]:
@@ -49,7 +46,14 @@ def collect(agent: PPO, vec: VecEnv, episodes: int) -> list[Episode]:
 
 
 def evaluate(
-    agent: PPO, game: str, mode: str, seed: int, runs: int, episodes: int, num_envs: int, num_workers: int
+    agent: PPO,
+    game: str,
+    config: ConfigModel | None,
+    seed: int,
+    runs: int,
+    episodes: int,
+    num_envs: int,
+    num_workers: int,
 ) -> Evaluation:
     """Evaluate ``runs`` times over ``episodes`` episodes each; SkillStat = mean/std over runs."""
     if episodes <= 0:
@@ -57,7 +61,7 @@ def evaluate(
     per_run: list[dict[str, float]] = []
     all_eps: list[Episode] = []
     envs = max(1, min(num_envs, episodes))
-    with VecEnv(eval_specs(game, mode, seed, envs), num_workers) as vec:
+    with VecEnv(eval_specs(game, config, seed, envs), num_workers) as vec:
         for _ in range(runs):
             eps = collect(agent, vec, episodes)
             per_run.append(success_rates(eps, game))

@@ -14,14 +14,14 @@ import torch
 
 from envgen import atomic
 from envgen.contracts import TrainingMetrics, TrainingTask, WeightedEnv
-from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig, HeistMode
 from envgen.games import SEED_MODULUS, game
 
 from . import checkpoint
 from .evaluate import evaluate
+from .games import trainer_game
 from .metrics import env_results, score, success_rates
 from .ppo import PPO, IterationStats
-from .vecenv import EnvKind, EnvSpec, Episode, VecEnv
+from .vecenv import EnvSpec, Episode, VecEnv
 
 
 class InvalidTask(ValueError):
@@ -54,14 +54,6 @@ def split_slots(envs: Sequence[WeightedEnv], num_envs: int) -> list[int]:
     for i in np.argsort(-(exact - np.floor(exact)), kind="stable")[: total - int(slots.sum())]:
         slots[i] += 1
     return [int(s) for s in slots]
-
-
-def heist_mode(task: TrainingTask) -> HeistMode:
-    """The Heist distribution mode of a task: its designed envs' mode (easy when it has none)."""
-    for env in task.envs:
-        if isinstance(env.config, HeistEnvConfig):
-            return env.config.distribution_mode
-    return "easy"
 
 
 def _seed(task: TrainingTask, offset: int) -> int:
@@ -140,23 +132,16 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     agent = PPO(task.agent, game(task.game).num_actions)
     if task.checkpoint_in is not None:
         checkpoint.load(agent, task.checkpoint_in)
-    mode = heist_mode(task)
+    real_game = trainer_game(task.game).game_config([env.config for env in task.envs])
     progress = _Progress(out, task.designed_env_steps + task.game_steps, agent)
     progress.write("designed" if task.designed_env_steps else "game", 0, 0.0)
 
     designed: list[EnvSpec] = []
     for env, count in zip(task.envs, split_slots(task.envs, task.agent.num_envs), strict=True):
-        kind: EnvKind = "crafter" if isinstance(env.config, CrafterEnvConfig) else "heist"
-        designed += [EnvSpec(kind, _seed(task, 1000 + len(designed)), env.name, env.config) for _ in range(count)]
+        designed += [EnvSpec(task.game, _seed(task, 1000 + len(designed)), env.name, env.config) for _ in range(count)]
     designed_eps = _train_phase(agent, designed, task.designed_env_steps, "designed", progress)
 
-    if task.game == "crafter":
-        game_envs = [EnvSpec("crafter", _seed(task, 5000 + i)) for i in range(task.agent.num_envs)]
-    else:
-        game_envs = [
-            EnvSpec("heist", _seed(task, 5000 + i), "game", HeistEnvConfig(distribution_mode=mode))
-            for i in range(task.agent.num_envs)
-        ]
+    game_envs = [EnvSpec(task.game, _seed(task, 5000 + i), "game", real_game) for i in range(task.agent.num_envs)]
     game_eps = _train_phase(agent, game_envs, task.game_steps, "game", progress)
     train_steps = progress.base
     checkpoint.save(agent, task.checkpoint_out)
@@ -165,7 +150,7 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     result = evaluate(
         agent,
         task.game,
-        mode,
+        real_game,
         _seed(task, 900_000),
         task.eval_runs,
         task.eval_episodes,
@@ -174,13 +159,8 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     )
     wall = time.perf_counter() - started
     train_success = success_rates(game_eps, task.game) if game_eps else {}
-    metrics = TrainingMetrics(
-        run=task.run,
-        name=task.name,
-        phase=task.phase,
-        cycle=task.cycle,
-        seed=task.seed,
-        game=task.game,
+    metrics = TrainingMetrics.for_task(
+        task,
         global_step=agent.counters.global_step,
         steps=train_steps,
         wall_time_seconds=wall,

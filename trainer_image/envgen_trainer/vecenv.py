@@ -15,14 +15,15 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig
+from envgen.games import ConfigModel
 
-EnvKind = Literal["crafter", "crafter-stock", "heist"]
+from .games import trainer_game
+
 Obs = npt.NDArray[np.uint8]
 JOIN_TIMEOUT_S = 5.0
 
@@ -37,12 +38,14 @@ class GymLikeEnv(Protocol):
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What a worker needs to build one env: kind, config, seed, and a label for the statistics."""
+    """What a worker needs to build one env: game, seed, a label for the statistics, config, and whether it is the
+    unmodified game of evaluation (``stock``)."""
 
-    kind: EnvKind
+    game: str
     seed: int
     label: str = "game"
-    config: CrafterEnvConfig | HeistEnvConfig | None = None
+    config: ConfigModel | None = None
+    stock: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,20 +60,9 @@ class Episode:
 
 
 def make_env(spec: EnvSpec) -> GymLikeEnv:
-    """Build the env a spec describes (``crafter-stock`` is unmodified ``crafter.Env``)."""
-    if spec.kind == "crafter-stock":
-        import crafter
-
-        return crafter.Env(seed=spec.seed)
-    if spec.kind == "crafter":
-        from .crafter_env import ConfigurableCrafter
-
-        assert spec.config is None or isinstance(spec.config, CrafterEnvConfig)
-        return ConfigurableCrafter(spec.config, seed=spec.seed)
-    from .heist_env import HeistEnv
-
-    assert spec.config is None or isinstance(spec.config, HeistEnvConfig)
-    return HeistEnv(spec.config, seed=spec.seed)
+    """Build the env a spec describes (``stock``: the game's evaluation env, e.g. unmodified ``crafter.Env``)."""
+    game = trainer_game(spec.game)
+    return (game.make_eval_env if spec.stock else game.make_env)(spec.config, spec.seed)
 
 
 class _Slot:

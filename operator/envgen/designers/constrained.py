@@ -15,29 +15,29 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ..achievements import PREREQUISITES
 from ..contracts import ChatMessage, CycleDesign, DesignRequest
-from ..envconfig import Game
+from ..games import GameName
+from ..games import game as game_of
 from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
 from .base import DesignError, DesignUnavailable, unique_names
 from .catalogue import CatalogueEnv, ladder, spread
 from .critic import critique
-from .heuristic import REACH_PERCENT, success_of
+from .heuristic import reachable, success_of
 from .prompts import SYSTEM, game_title, success_table
 from .schema import extract_json
 
 
-def stages(game: Game, n: int) -> list[tuple[CatalogueEnv, ...]]:
+def stages(game: GameName, n: int) -> list[tuple[CatalogueEnv, ...]]:
     """The catalogue cut into ``n`` consecutive, disjoint, non-empty stages (fewer when it has fewer entries)."""
     envs = ladder(game)
     n = max(1, min(n, len(envs)))
     return [envs[k * len(envs) // n : (k + 1) * len(envs) // n] for k in range(n)]
 
 
-def choice(entry: CatalogueEnv, game: Game) -> str:
-    """The enum value the model writes for a catalogue entry: the skill (Crafter) or the level name (Heist)."""
-    return entry.skills[0] if game == "crafter" else entry.env.name
+def choice(entry: CatalogueEnv, game: GameName) -> str:
+    """The enum value the model writes for a catalogue entry: its skill or its level name (see ``Game.choice``)."""
+    return game_of(game).choice(entry)
 
 
 def slot(k: int) -> str:
@@ -45,7 +45,7 @@ def slot(k: int) -> str:
     return f"env{k + 1}"
 
 
-def constrained_schema(game: Game, n: int) -> dict[str, Any]:
+def constrained_schema(game: GameName, n: int) -> dict[str, Any]:
     """One required string field per slot, each an enum of its own stage: distinct choices by construction."""
     props = {
         slot(k): {"type": "string", "enum": [choice(e, game) for e in stage]} for k, stage in enumerate(stages(game, n))
@@ -88,8 +88,9 @@ def fallback(stage: tuple[CatalogueEnv, ...], request: DesignRequest) -> Catalog
     """The stage's weakest skill whose prerequisites the agent manages (else the stage's first)."""
     feedback = request.history[-1].feedback if request.history else None
     success = success_of(feedback)
-    reachable = [e for e in stage if all(success[p] >= REACH_PERCENT for p in PREREQUISITES.get(e.skills[0], ()))]
-    return min(reachable or stage[:1], key=lambda e: success[e.skills[0]])
+    game = game_of(request.game)
+    can = [e for e in stage if reachable(game, success, e.skills[0])]
+    return min(can or stage[:1], key=lambda e: success[e.skills[0]])
 
 
 def parse_choices(text: str, schema: dict[str, Any]) -> tuple[dict[str, str], list[str]]:

@@ -13,46 +13,29 @@ All are warnings: the LLM designer asks for one repair with these reasons and re
 from __future__ import annotations
 
 import re
+from functools import cache
 
-from ..achievements import ACHIEVEMENTS
 from ..contracts import DesignRequest
-from ..envconfig import CrafterEnvConfig, DesignedEnv, Finding, HeistEnvConfig
+from ..envconfig import DesignedEnv, Finding
+from ..games import GameName
+from ..games import game as game_of
 from .base import env_findings
 
-CRAFTER_SKILL_WORDS = (
-    *ACHIEVEMENTS,
-    *sorted({w for a in ACHIEVEMENTS for w in a.split("_")[1:] if len(w) > 2}),
-    "wake",
-    "water",
-    "tree",
-    "sleep",
-    "mine",
-    "mining",
-    "craft",
-)
-HEIST_SKILL_WORDS = ("heist", "gem", "key", "lock", "door", "maze", "navigat", "steal", "explor")
 
-
-def _word_re(words: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")", re.I)
-
-
-_SKILL_RE = {"crafter": _word_re(CRAFTER_SKILL_WORDS), "heist": _word_re(HEIST_SKILL_WORDS)}
+@cache
+def _skill_re(game: GameName) -> re.Pattern[str]:
+    words = sorted(game_of(game).skill_words, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + ")", re.I)
 
 
 def gives_away(env: DesignedEnv) -> bool:
     """True when the env hands out what the agent should learn to get."""
-    cfg = env.config
-    if isinstance(cfg, CrafterEnvConfig):
-        inv = cfg.inventory_settings
-        return bool(inv.iron_pickaxe or inv.iron_sword or inv.diamond)
-    assert isinstance(cfg, HeistEnvConfig)
-    return cfg.maze_size == 5 and not cfg.num_keys
+    return game_of(env.config.game).gives_away(env.config)
 
 
 def names_a_skill(env: DesignedEnv) -> bool:
     """True when the purpose names at least one of the game's skills."""
-    return bool(_SKILL_RE[env.config.game].search(env.purpose))
+    return bool(_skill_re(env.config.game).search(env.purpose))
 
 
 def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
@@ -69,7 +52,7 @@ def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
                 break
     given = [e.name for e in envs if gives_away(e)]
     if envs and 2 * len(given) > len(envs):
-        what = "iron tools or diamonds" if request.game == "crafter" else "a 5x5 maze without keys"
+        what = game_of(request.game).given_away_text
         add(
             "everything-given-away",
             f"{len(given)} of {len(envs)} environments hand out {what} ({', '.join(given)}): nothing is left to learn",

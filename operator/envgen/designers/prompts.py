@@ -14,80 +14,19 @@ descriptions live here, and a test keeps them in step with the models.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..contracts import ChatMessage, CycleFeedback, CycleHistory, DesignRequest
-from ..envconfig import (
-    CrafterEnvConfig,
-    CrafterEnvironmentSettings,
-    CrafterInventorySettings,
-    DesignedEnv,
-    Game,
-    HeistEnvConfig,
-)
-from ..games import GAMES
+from ..envconfig import DesignedEnv
+from ..games import GAMES, GameName
 from ..games import game as game_of
-from .schema import HEIST_SETTINGS, NAME_MAX, PURPOSE_MAX, HeistAnswerEnv, for_constrained_decoding
+from .schema import NAME_MAX, PURPOSE_MAX, answer_env_model, for_constrained_decoding
 
 SYSTEM = "You design training environments for a reinforcement-learning agent. You reply with JSON only."
 
-CRAFTER_DESCRIPTIONS: dict[str, str] = {
-    "target_biome": "the world's main biome; natural is the standard world with every biome",
-    "tree_rarity": "how common trees are; null keeps the standard amount",
-    "coal_rarity": "how common coal is; null keeps the standard amount",
-    "iron_rarity": "how common iron is; null keeps the standard amount",
-    "diamond_rarity": "how common diamonds are; null keeps the standard amount",
-    "spawn_cows": "extra cows placed near the agent's start",
-    "spawn_zombies": "extra zombies placed near the agent's start",
-    "spawn_skeletons": "extra skeletons placed near the agent's start",
-    "peaceful_mode": "true removes all zombies and skeletons",
-    "place_table": "true puts a crafting table next to the agent's start",
-    "place_furnace": "true puts a furnace next to the agent's start",
-    "place_plant": "true puts a ripening sapling next to the agent's start",
-    "sapling": "saplings the agent starts with",
-    "wood": "wood the agent starts with",
-    "stone": "stone the agent starts with",
-    "coal": "coal the agent starts with",
-    "iron": "iron the agent starts with",
-    "diamond": "diamonds the agent starts with",
-    "wood_pickaxe": "1 = the agent starts with a wood pickaxe",
-    "stone_pickaxe": "1 = the agent starts with a stone pickaxe",
-    "iron_pickaxe": "1 = the agent starts with an iron pickaxe",
-    "wood_sword": "1 = the agent starts with a wood sword",
-    "stone_sword": "1 = the agent starts with a stone sword",
-    "iron_sword": "1 = the agent starts with an iron sword",
-}
 
-HEIST_DESCRIPTIONS: dict[str, str] = {
-    "distribution_mode": "easy = 9x9 world, hard = 13x13 world, memory = 23x23 world seen through a small window",
-    "num_keys": "number of keys (each opens the lock of its colour) in the level; null = any",
-    "maze_size": "side of the maze in tiles; null = any size the mode allows",
-}
-
-CRAFTER_RULES = (
-    "natural has all biomes.",
-    "Coal, iron and diamonds only appear in mountains.",
-    "Trees and cows only appear in grasslands.",
-    "Skeletons only live in mountain caves and shoot arrows.",
-    "Zombies appear anywhere, mostly at night, and chase the agent.",
-    "The agent can only drink water; grassland and mountain worlds have no water.",
-    "Collecting stone needs a wood_pickaxe, iron needs a stone_pickaxe, diamonds need an iron_pickaxe.",
-    "Crafting needs a nearby table; iron tools also need a nearby furnace, coal and wood.",
-)
-CRAFTER_SLEEP_RULES = (
-    "The agent must sleep to get wake_up.",
-    "While asleep the agent cannot move; it wakes up when it has rested, at sunrise, or when a monster attacks.",
-)
-HEIST_RULES = (
-    "The agent must steal the gem; collecting it gives reward 10 and ends the episode.",
-    "Locks (blue, green, red) block the way to the gem; each opens with the key of its colour.",
-    "A maze of size m has difficulty d = (m - 5) / 2 and d or d + 1 keys (at most 3), except in memory mode.",
-    "maze_size must fit in the world of the distribution_mode (9, 13 or 23 tiles).",
-    "Episodes time out after 1000 steps.",
-)
-
-
-def game_title(game: Game) -> str:
+def game_title(game: GameName) -> str:
     return game_of(game).title
 
 
@@ -103,46 +42,41 @@ def _values(node: dict[str, Any]) -> str:
     return "one of " + ", ".join(json.dumps(v) for v in enum)
 
 
-def _lines(model: type[Any], descriptions: dict[str, str], only: tuple[str, ...] | None = None) -> list[str]:
-    props = for_constrained_decoding(model.model_json_schema())["properties"]
-    return [f"- {n} ({_values(props[n])}): {descriptions[n]}" for n in (only or tuple(props))]
+def _lines(props: dict[str, Any], text: Mapping[str, str]) -> list[str]:
+    lines = []
+    for name, node in props.items():
+        if "properties" in node:
+            note = f" ({text[name]})" if text[name] else ""
+            lines += [f"{name}{note}:", *_lines(node["properties"], text)]
+        else:
+            lines.append(f"- {name} ({_values(node)}): {text[name]}")
+    return lines
 
 
-def settings_text(game: Game) -> str:
+def settings_text(game: GameName) -> str:
     """The controllable settings, generated from the env-config models."""
-    if game == "crafter":
-        return "\n".join(
-            [
-                "environment_settings:",
-                *_lines(CrafterEnvironmentSettings, CRAFTER_DESCRIPTIONS),
-                "inventory_settings (what the agent starts with):",
-                *_lines(CrafterInventorySettings, CRAFTER_DESCRIPTIONS),
-            ]
-        )
-    return "\n".join(_lines(HeistAnswerEnv, HEIST_DESCRIPTIONS, HEIST_SETTINGS))
+    g = game_of(game)
+    props = for_constrained_decoding(answer_env_model(game).model_json_schema())["properties"]
+    return "\n".join(_lines({n: props[n] for n in g.answer_fields}, g.setting_text))
 
 
 def env_json(env: DesignedEnv) -> str:
     """An env in the answer format (compact JSON), as shown back to the model."""
     doc: dict[str, Any] = {"name": env.name, "purpose": env.purpose}
-    if isinstance(env.config, CrafterEnvConfig):
-        doc["environment_settings"] = env.config.environment_settings.model_dump()
-        doc["inventory_settings"] = env.config.inventory_settings.model_dump()
-    else:
-        doc.update(env.config.model_dump(include=set(HEIST_SETTINGS)))
+    doc.update(env.config.model_dump(include=set(game_of(env.config.game).answer_fields)))
     return json.dumps(doc, separators=(", ", ": "))
 
 
-def _template(game: Game) -> str:
+def _template(game: GameName) -> str:
     example = DesignedEnv(
         name="<short title>",
         purpose="<one or two sentences: the skills this environment teaches>",
-        config=CrafterEnvConfig() if game == "crafter" else HeistEnvConfig(),
+        config=game_of(game).config_model(),
     )
     return '{"environments": [' + env_json(example) + ", ...]}"
 
 
-def _output_instruction(game: Game, n: int, feedback: bool) -> str:
+def _output_instruction(game: GameName, n: int, feedback: bool) -> str:
     lines = [
         f"Answer with one JSON object of this form, with exactly {n} environments, and nothing else:",
         _template(game),
@@ -158,26 +92,21 @@ def _output_instruction(game: Game, n: int, feedback: bool) -> str:
     return "\n".join(lines)
 
 
-def _skills(game: Game) -> str:
+def _skills(game: GameName) -> str:
     return game_of(game).skill_text
 
 
-def _rules(game: Game, feedback: bool) -> str:
-    rules = CRAFTER_RULES + (CRAFTER_SLEEP_RULES if feedback else ()) if game == "crafter" else HEIST_RULES
-    return "\n".join(f"- {r}" for r in rules)
+def _rules(game: GameName, feedback: bool) -> str:
+    g = game_of(game)
+    return "\n".join(f"- {r}" for r in g.rules + (g.feedback_rules if feedback else ()))
 
 
-def _role(game: Game, n: int) -> str:
-    title = game_title(game)
-    control = (
-        "what the world looks like and what the agent starts with"
-        if game == "crafter"
-        else "the world size, the maze size and the number of keys"
-    )
+def _role(game: GameName, n: int) -> str:
+    g = game_of(game)
     return (
-        f'You are an environment designer for the game "{title}". Design {n} environments that teach an '
-        f"agent to play {title}. The environments should not make the game trivially easy: they should put the "
-        f"agent in situations where it learns skills it can use in the original game. You control {control}."
+        f'You are an environment designer for the game "{g.title}". Design {n} environments that teach an '
+        f"agent to play {g.title}. The environments should not make the game trivially easy: they should put the "
+        f"agent in situations where it learns skills it can use in the original game. You control {g.control}."
     )
 
 
@@ -188,7 +117,7 @@ def success_table(feedback: CycleFeedback) -> str:
     return "\n".join(f"{k}: {round(feedback.success[k].mean)}% +/- {round(feedback.success[k].std)}%" for k in names)
 
 
-def initial_prompt(game: Game, n: int) -> str:
+def initial_prompt(game: GameName, n: int) -> str:
     """Cycle 1: the paper's initial generation prompt."""
     return "\n\n".join(
         [
@@ -201,7 +130,7 @@ def initial_prompt(game: Game, n: int) -> str:
     )
 
 
-def first_feedback_prompt(game: Game, n: int, previous: CycleHistory) -> str:
+def first_feedback_prompt(game: GameName, n: int, previous: CycleHistory) -> str:
     """Cycle 2 (or after a chat-less cycle): the paper's first feedback prompt."""
     envs = "\n".join(f"Environment {i}: {env_json(e)}" for i, e in enumerate(previous.design.envs, 1))
     return "\n\n".join(

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from typing import Annotated, Any
 
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from ..envconfig import (
-    CrafterEnvConfig,
-    CrafterEnvironmentSettings,
-    CrafterInventorySettings,
-    DesignedEnv,
-    Game,
-    HeistEnvConfig,
-    check,
-)
+from ..envconfig import DesignedEnv, check
+from ..games import GameName
+from ..games import game as game_of
 from ..models import StrictModel, describe_validation_error
 
 NAME_MAX = 40
@@ -33,44 +28,24 @@ MAX_ENUM_RANGE = 32  # integer ranges up to this many values are sent as enum li
 MAX_PROBLEMS = 12  # problems quoted back to the model in a repair turn
 
 
-class CrafterAnswerEnv(StrictModel):
-    """One Crafter environment as the LLM writes it."""
-
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
-    purpose: Annotated[str, Field(min_length=1, max_length=PURPOSE_MAX)]
-    environment_settings: CrafterEnvironmentSettings
-    inventory_settings: CrafterInventorySettings
-
-    def to_env(self) -> DesignedEnv:
-        config = CrafterEnvConfig(
-            environment_settings=self.environment_settings, inventory_settings=self.inventory_settings
-        )
-        return DesignedEnv(name=self.name.strip(), purpose=self.purpose.strip(), config=config)
+@cache
+def answer_env_model(name: GameName) -> type[BaseModel]:
+    """The model of one environment in the LLM's answer: a name, a purpose and the game's answer fields."""
+    g = game_of(name)
+    fields: dict[str, Any] = {
+        "name": (Annotated[str, Field(min_length=1, max_length=NAME_MAX)], ...),
+        "purpose": (Annotated[str, Field(min_length=1, max_length=PURPOSE_MAX)], ...),
+        **{n: (g.config_model.model_fields[n].annotation, g.config_model.model_fields[n]) for n in g.answer_fields},
+    }
+    doc = f"One {g.title} environment as the LLM writes it."
+    return create_model(f"{g.title}AnswerEnv", __base__=StrictModel, __doc__=doc, **fields)
 
 
-HEIST_SETTINGS: tuple[str, ...] = tuple(n for n in HeistEnvConfig.model_fields if n != "game")
-
-_HEIST_FIELDS: dict[str, Any] = {
-    "name": (Annotated[str, Field(min_length=1, max_length=NAME_MAX)], ...),
-    "purpose": (Annotated[str, Field(min_length=1, max_length=PURPOSE_MAX)], ...),
-    **{n: (HeistEnvConfig.model_fields[n].annotation, HeistEnvConfig.model_fields[n]) for n in HEIST_SETTINGS},
-}
-HeistAnswerEnv: type[BaseModel] = create_model(
-    "HeistAnswerEnv", __base__=StrictModel, __doc__="One Heist environment as the LLM writes it.", **_HEIST_FIELDS
-)
-
-
-def answer_env_model(game: Game) -> type[BaseModel]:
-    """The model of one environment in the LLM's answer."""
-    return CrafterAnswerEnv if game == "crafter" else HeistAnswerEnv
-
-
-def to_designed_env(game: Game, item: BaseModel) -> DesignedEnv:
+def to_designed_env(name: GameName, item: BaseModel) -> DesignedEnv:
     """Convert one validated answer entry to a DesignedEnv."""
-    if isinstance(item, CrafterAnswerEnv):
-        return item.to_env()
+    g = game_of(name)
     data = item.model_dump()
-    config = HeistEnvConfig(**{n: data[n] for n in HEIST_SETTINGS})
+    config = g.config_model.model_validate({n: data[n] for n in g.answer_fields})
     return DesignedEnv(name=data["name"].strip(), purpose=data["purpose"].strip(), config=config)
 
 
@@ -99,7 +74,7 @@ def for_constrained_decoding(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def answer_schema(game: Game, num_envs: int) -> dict[str, Any]:
+def answer_schema(game: GameName, num_envs: int) -> dict[str, Any]:
     """The JSON schema of a whole answer: ``{"environments": [N entries]}``."""
     item = for_constrained_decoding(answer_env_model(game).model_json_schema())
     return {
@@ -129,7 +104,7 @@ def extract_json(text: str) -> Any:
 
 
 def parse_answer(
-    text: str, finish_reason: str | None, game: Game, num_envs: int, schema: dict[str, Any]
+    text: str, finish_reason: str | None, game: GameName, num_envs: int, schema: dict[str, Any]
 ) -> tuple[list[DesignedEnv], list[str]]:
     """Envs from an answer, or the problems that make it unusable (schema, ranges, check() errors)."""
     if finish_reason == "length":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..achievements import ACHIEVEMENTS
 from ..contracts import CycleDesign, CycleFeedback
 from ..engine import Observed, feedback_by_cycle, summarize
 from ..games import game as game_of
@@ -85,12 +84,13 @@ def _markdown(
         "|---|---|",
     ]
     lines += [f"| {_label(k, spec.cycles)} | {_fmt(fb.score)} |" for k, fb in feedback.items()]
-    if spec.game == "crafter" and feedback:
-        lines += ["", "## Success per achievement (%)", ""]
+    game = game_of(spec.game)
+    if len(game.skills) > 1 and feedback:
+        lines += ["", f"## Success per {game.skill_noun} (%)", ""]
         cols = list(feedback)
-        lines.append("| achievement | " + " | ".join(_label(k, spec.cycles) for k in cols) + " |")
+        lines.append(f"| {game.skill_noun} | " + " | ".join(_label(k, spec.cycles) for k in cols) + " |")
         lines.append("|---|" + "---|" * len(cols))
-        for name in ACHIEVEMENTS:
+        for name in game.skills:
             cells = []
             for k in cols:
                 stat = feedback[k].success.get(name)
