@@ -1,27 +1,28 @@
-"""The run's designer inside the operator: made on first use, with the API key from the run's Secret, metered.
+"""The run's designer inside the operator: one session per run, kept across reconciles, metered.
 
-It records the outcome of the last LLM design (for the ``LLMAvailable`` condition) and feeds the LLM metrics.
-The key is read per design, held in memory only, never logged and never written to status.
+The session (its LLM client, and so the response-format rung it found) lives as long as the run's plan is
+unchanged: a new llm or designer block, endpoint or API key opens a new one. Sessions are an optimisation only:
+a restarted operator opens them again. The key is read from the run's Secret per design, held in memory only,
+never logged and never written to status. :class:`RunDesigner` records the outcome of the last LLM design (for
+the ``LLMAvailable`` condition) and feeds the LLM metrics.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import threading
 import time
 from dataclasses import dataclass
-from typing import NoReturn
 
 from ..contracts import CycleDesign, DesignRequest
-from ..designers import DesignError, DesignUnavailable, make_designer
+from ..designers import DesignError, DesignUnavailable
+from ..designers.factory import DesignerPlan, DesignerSession, SetupError, cluster_plan, open_session, uses_llm
 from ..llm.client import ProgressLog
 from ..spec import DesignerType, EnvGenRun
 from . import metrics
 from .kube import Kube
 
 log = logging.getLogger(__name__)
-BASE_URL_ENV = "ENVGEN_DEFAULT_LLM_BASE_URL"
-LLM_DESIGNERS: frozenset[str] = frozenset({"llm", "fixed"})
 
 
 @dataclass(frozen=True)
@@ -33,30 +34,81 @@ class LLMOutcome:
     message: str
 
 
-class RunDesigner:
-    """A ``Designer`` for one reconcile of one run."""
+@dataclass
+class _Open:
+    uid: str
+    session: DesignerSession
+    progress: ProgressLog
 
-    def __init__(self, run: EnvGenRun, kube: Kube) -> None:
+
+class DesignerSessions:
+    """The open designer session of each run, by namespace and name (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str], _Open] = {}
+
+    def get(self, namespace: str, name: str, uid: str, plan: DesignerPlan) -> tuple[DesignerSession, ProgressLog]:
+        """The run's session for ``plan``: the open one when it was built from the same plan, else a new one."""
+        with self._lock:
+            held = self._open.get((namespace, name))
+            if held is not None and held.uid == uid and held.session.plan == plan:
+                return held.session, held.progress
+            self._open.pop((namespace, name), None)
+        if held is not None:
+            held.session.close()
+        progress = ProgressLog(log, f"run {namespace}/{name}")
+        session = open_session(plan, on_progress=progress)
+        with self._lock:
+            self._open[(namespace, name)] = _Open(uid, session, progress)
+        return session, progress
+
+    def close(self, namespace: str, name: str) -> None:
+        """Close the run's session, if one is open."""
+        with self._lock:
+            held = self._open.pop((namespace, name), None)
+        if held is not None:
+            held.session.close()
+
+    def close_all(self) -> None:
+        """Close every open session (operator shutdown)."""
+        with self._lock:
+            held, self._open = list(self._open.values()), {}
+        for h in held:
+            h.session.close()
+
+    def held(self, namespace: str, name: str) -> DesignerSession | None:
+        """The run's open session, if any."""
+        with self._lock:
+            held = self._open.get((namespace, name))
+        return held.session if held is not None else None
+
+
+class RunDesigner:
+    """A ``Designer`` for one reconcile of one run, designing with the run's session."""
+
+    def __init__(self, run: EnvGenRun, kube: Kube, sessions: DesignerSessions, uid: str) -> None:
         self.run = run
         self.kube = kube
+        self.sessions = sessions
+        self.uid = uid
         self.name: DesignerType = run.spec.designer.type
+        self.uses_llm = uses_llm(run.spec.designer)
         self.outcome: LLMOutcome | None = None
-
-    @property
-    def uses_llm(self) -> bool:
-        return self.name in LLM_DESIGNERS
 
     def design(self, request: DesignRequest) -> CycleDesign:
         """Design one cycle; failures are DesignErrors (the engine counts them towards maxFailedTasks)."""
-        base_url = self.run.spec.llm.base_url or os.environ.get(BASE_URL_ENV)
-        if self.uses_llm and not base_url:
-            self._failed("NoEndpoint", f"no LLM endpoint: set spec.llm.baseURL or the operator's {BASE_URL_ENV}")
         ns = self.kube.ns
-        progress = ProgressLog(log, f"run {ns}/{self.run.metadata.name} cycle {request.cycle}")
-        designer = make_designer(self.run.spec, base_url=base_url, api_key=self._api_key(), on_progress=progress)
+        try:
+            plan = cluster_plan(self.run.spec, self.kube.secret_value, ns)
+        except SetupError as exc:
+            self.outcome = LLMOutcome(False, exc.reason, str(exc))
+            raise
+        session, progress = self.sessions.get(ns, self.run.metadata.name, self.uid, plan)
+        progress.relabel(f"run {ns}/{self.run.metadata.name} cycle {request.cycle}")
         started = time.monotonic()
         try:
-            design = designer.design(request)
+            design = session.design(request)
         except DesignError as exc:
             if self.uses_llm:
                 metrics.LLM_DURATION.labels(ns).observe(time.monotonic() - started)
@@ -65,10 +117,6 @@ class RunDesigner:
                 why = "Unavailable" if isinstance(exc, DesignUnavailable) else "DesignFailed"
                 self.outcome = LLMOutcome(False, why, str(exc))
             raise
-        finally:
-            close = getattr(designer, "close", None)
-            if callable(close):
-                close()
         if self.uses_llm:
             metrics.LLM_DURATION.labels(ns).observe(time.monotonic() - started)
             metrics.LLM_REQUESTS.labels(ns, "success").inc(design.usage.calls)
@@ -77,17 +125,3 @@ class RunDesigner:
             message = f"cycle {request.cycle} designed with {design.usage.calls} call(s)"
             self.outcome = LLMOutcome(True, "Responded", message)
         return design
-
-    def _api_key(self) -> str | None:
-        source = self.run.spec.llm.api_key
-        if source is None or source.secret_key_ref is None:
-            return None
-        ref = source.secret_key_ref
-        key = self.kube.secret_value(ref.name, ref.key)
-        if key is None:
-            self._failed("SecretUnavailable", f"Secret {ref.name!r} has no key {ref.key!r} in namespace {self.kube.ns}")
-        return key
-
-    def _failed(self, reason: str, message: str) -> NoReturn:
-        self.outcome = LLMOutcome(False, reason, message)
-        raise DesignError(message)

@@ -18,6 +18,7 @@ from kubernetes import client, config
 
 from . import API_GROUP, API_VERSION, FINALIZER, RUNS_PLURAL
 from . import metrics as prom
+from .designing import DesignerSessions
 from .kube import RunGone, transient
 from .reconcile import Guards, cleanup, reconcile
 
@@ -34,6 +35,7 @@ class OperatorConfig:
     watch_server_timeout_seconds: int = 300
     namespaced: bool = False  # only named namespaces (a Role each): no cluster-wide namespace or CRD watches
     guards: Guards = field(default_factory=Guards)
+    sessions: DesignerSessions = field(default_factory=DesignerSessions)  # one designer session per run
 
 
 def make_settings(cfg: OperatorConfig) -> kopf.OperatorSettings:
@@ -72,7 +74,7 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
         assert namespace is not None  # EnvGenRun is namespaced
         try:
-            retry = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards)
+            retry = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards, cfg.sessions)
         except RunGone:
             return
         except Exception as exc:
@@ -88,7 +90,12 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     async def cleanup_run(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
         """Delete the run's children (best effort: the finalizer is always released)."""
         assert namespace is not None
-        await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, dict(spec))
+        await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, cfg.sessions, dict(spec))
+
+    @kopf.on.cleanup(registry=registry)
+    async def close_sessions(**_: Any) -> None:
+        """Close every run's designer session (its LLM client) when the operator stops."""
+        await asyncio.to_thread(cfg.sessions.close_all)
 
     return registry
 

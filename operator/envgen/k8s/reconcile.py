@@ -18,7 +18,7 @@ from ..spec import SpecError, parse_run
 from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .backend import KubernetesBackend, read_status, snapshot
-from .designing import RunDesigner
+from .designing import DesignerSessions, RunDesigner
 from .kube import ChildCreateError, Kube
 from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, now, set_condition
 
@@ -42,8 +42,11 @@ class Guards:
             self._runs.pop((namespace, name), None)
 
 
-def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) -> str | None:
-    """Observe, decide and act once for a run. Returns why to retry after a delay, or None."""
+def reconcile(
+    api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions
+) -> str | None:
+    """Observe, decide and act once for a run, designing with its session in ``sessions`` (closed once the run
+    has ended). Returns why to retry after a delay, or None."""
     lock, cancelled = guards.get(namespace, name)
     with lock:
         if cancelled.is_set():
@@ -63,16 +66,19 @@ def reconcile(api: client.ApiClient, namespace: str, name: str, guards: Guards) 
         failed = condition(status.conditions, FAILED)
         reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
         if ended(status) is not None and status.observed_generation == generation and not reopenable:
+            sessions.close(namespace, name)
             prom.RUNS.update(namespace, name, snapshot(run, status))
             return None
-        designer = RunDesigner(run, kube)
+        designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
         backend = KubernetesBackend(kube, body, run, designer, cancelled)
         try:
-            step(run, designer, backend)
+            result = step(run, designer, backend)
         except ChildCreateError as exc:
             log.warning("run %s/%s: %s", namespace, name, exc)
             backend.child_create_failed(exc)
             return str(exc)
+        if result.observed.finished:
+            sessions.close(namespace, name)
         if designer.outcome is not None and not designer.outcome.available:
             return "the design failed"
         return None
@@ -94,12 +100,16 @@ def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
     kube.event(body, "Warning", INVALID_SPEC, message)
 
 
-def cleanup(api: client.ApiClient, namespace: str, name: str, guards: Guards, spec: dict[str, Any]) -> None:
-    """Delete a run's Jobs, EnvGenCycles and the claim created for it. Best effort: errors are logged only."""
+def cleanup(
+    api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions, spec: dict[str, Any]
+) -> None:
+    """Close a deleted run's designer session and delete its Jobs, EnvGenCycles and the claim created for it.
+    Best effort: errors are logged only."""
     lock, cancelled = guards.get(namespace, name)
     cancelled.set()
     acquired = lock.acquire(timeout=CLEANUP_WAIT_SECONDS)
     try:
+        sessions.close(namespace, name)
         kube = Kube(api, namespace)
         labels = {LABEL_RUN: name}
         steps = [

@@ -90,13 +90,10 @@ class LLMSettings:
     max_tokens: int = 2048
 
     @classmethod
-    def from_spec(cls, spec: LLMSpec, *, base_url: str | None = None, api_key: str | None = None) -> LLMSettings:
-        """Settings from the run spec; ``base_url`` overrides ``spec.baseURL``."""
-        url = base_url or spec.base_url
-        if not url:
-            raise LLMError("no LLM endpoint: set spec.llm.baseURL or start the embedded model")
+    def from_spec(cls, spec: LLMSpec, *, base_url: str, api_key: str | None = None) -> LLMSettings:
+        """Settings from the run spec, calling ``base_url`` (the endpoint the designer factory chose)."""
         return cls(
-            base_url=url,
+            base_url=base_url,
             model=spec.model,
             api_key=api_key,
             temperature=as_float(spec.temperature),
@@ -159,6 +156,10 @@ class ProgressLog:
     def __init__(self, logger: logging.Logger, label: str, every_seconds: float = 15.0) -> None:
         self.logger, self.label, self.every_seconds = logger, label, every_seconds
         self._next = every_seconds
+
+    def relabel(self, label: str) -> None:
+        """Log under ``label`` from now on, starting the interval afresh."""
+        self.label, self._next = label, self.every_seconds
 
     def __call__(self, progress: StreamProgress) -> None:
         if progress.done:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from .. import atomic
 from ..contracts import CycleDesign, DesignRequest
-from ..designers import Designer, make_designer
+from ..designers.factory import DesignerSession, local_plan, open_session
 from ..driver import step
 from ..engine import Observed, WaitForLLM
 from ..spec import MUTABLE_FIELDS, EnvGenRun, EnvGenRunSpec, SpecError
@@ -47,66 +45,35 @@ def prepare_run_dir(run: EnvGenRun, root: Path) -> RunDir:
     return rundir
 
 
-def resolve_api_key(run: EnvGenRun) -> str | None:
-    """The API key from the environment variable the spec names (local mode has no Secrets)."""
-    source = run.spec.llm.api_key
-    if source is None:
-        return None
-    if source.secret_key_ref is not None and source.env is None:
-        raise SpecError(
-            "spec.llm.apiKey.secretKeyRef works only in a cluster; locally set spec.llm.apiKey.env "
-            "to the name of an environment variable holding the key"
-        )
-    if source.env is not None:
-        value = os.environ.get(source.env)
-        if not value:
-            raise SpecError(f"spec.llm.apiKey.env names {source.env}, but that environment variable is not set")
-        return value
-    return None
-
-
 class LocalDesigner:
-    """The run's designer, started lazily: the embedded LLM only runs when a design is actually needed."""
+    """The run's designer session, opened lazily: the embedded LLM only runs when a design is actually needed."""
 
     def __init__(self, run: EnvGenRun, rundir: RunDir, progress: Progress) -> None:
         self.run, self.rundir, self.progress = run, rundir, progress
         self.name = run.spec.designer.type
-        self._designer: Designer | None = None
-        self._server: Any = None
+        self._session: DesignerSession | None = None
 
     def design(self, request: DesignRequest) -> CycleDesign:
-        if self._designer is None:
-            self._designer = self._make()
+        if self._session is None:
+            self._session = self._open()
         self.progress.note(f"designing cycle {request.cycle} with the {self.name} designer")
-        design = self._designer.design(request)
+        design = self._session.design(request)
         self.progress.note(_design_line(design))
         return design
 
-    def _make(self) -> Designer:
+    def _open(self) -> DesignerSession:
         from ..llm.records import DirectoryRecordStore
 
-        spec = self.run.spec
-        base_url = spec.llm.base_url
-        needs_llm = spec.designer.type in ("llm", "fixed")
-        if needs_llm and base_url is None:
-            from ..llm.embedded import EmbeddedLLM
-
+        plan = local_plan(self.run.spec, embedded=self.rundir.root / "llm-server")
+        if plan.embedded:
             self.progress.note("starting the embedded LLM (SmolLM2-135M on llama.cpp)")
-            self._server = EmbeddedLLM(state_dir=self.rundir.root / "llm-server")
-            self._server.start()
-            base_url = self._server.base_url
-        return make_designer(
-            spec,
-            base_url=base_url,
-            api_key=resolve_api_key(self.run),
-            records=DirectoryRecordStore(self.rundir.llm_records),
-            on_progress=self.progress.llm,
-        )
+        return open_session(plan, records=DirectoryRecordStore(self.rundir.llm_records), on_progress=self.progress.llm)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Close the session (its LLM client and the embedded model)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 def _design_line(design: CycleDesign) -> str:
