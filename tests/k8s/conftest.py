@@ -18,7 +18,6 @@ from pathlib import Path
 
 import kubernetes.config.kube_config as kube_config
 import pytest
-import yaml
 from kmock._internal.apps import Server
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -38,22 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "real_server: needs a real Kubernetes API server (see tests/k8s/control_plane.py)"
     )
-
-
-def _kubeconfig(url: str, path: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "k", "cluster": {"server": url}}],
-                "users": [{"name": "k", "user": {"token": "t"}}],
-                "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
-                "current-context": "k",
-            }
-        )
-    )
-    return path
 
 
 @dataclass
@@ -206,7 +189,7 @@ async def cluster(
         async with _namespace(server.api, server.kubeconfig, True, server, monkeypatch) as c:
             yield c
         return
-    kubeconfig = _kubeconfig(kmock_url, tmp_path / "kubeconfig")
+    kubeconfig = control_plane.write_kubeconfig(kmock_url, tmp_path / "kubeconfig")
     api = config.new_client_from_config(config_file=str(kubeconfig))
     try:
         async with _namespace(api, kubeconfig, False, None, monkeypatch) as c:

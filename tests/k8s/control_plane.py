@@ -9,6 +9,7 @@ The started API server enforces ``OwnerReferencesPermissionEnforcement``, as Ope
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -27,6 +28,20 @@ def given_kubeconfig() -> Path | None:
     """A real cluster named by the environment, if any."""
     path = os.environ.get("ENVGEN_TEST_KUBECONFIG") or os.environ.get("ENVGEN_TEST_REAL_KUBECONFIG")
     return Path(path) if path else None
+
+
+def write_kubeconfig(url: str, path: Path) -> Path:
+    """A kubeconfig for an API server at ``url`` that takes any token (kmock)."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "k", "cluster": {"server": url}}],
+        "users": [{"name": "k", "user": {"token": "t"}}],
+        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+        "current-context": "k",
+    }
+    path.write_text(json.dumps(doc))
+    return path
 
 
 def available() -> bool:

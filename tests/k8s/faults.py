@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -155,6 +156,15 @@ class Replicas:
         pid = int(await asyncio.to_thread(self._read))
         self.live.append(pid)
         return pid
+
+    async def reconciled(self, pid: int, timeout: float = 60.0) -> None:
+        """Wait until a replica has ended one whole reconcile (its log says so)."""
+        log = self.logs / f"replica-{pid}.log"
+        deadline = time.monotonic() + timeout
+        while "Timer 'reconcile'" not in (log.read_text() if log.exists() else ""):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"replica {pid} did not reconcile within {timeout:g} s:\n{self.log_tail()}")
+            await asyncio.sleep(0.05)
 
     def kill(self, pid: int) -> None:
         """SIGKILL one replica: no shutdown, no cleanup, whatever it was doing."""

@@ -21,7 +21,8 @@ from kubernetes import config
 
 from envgen.k8s import LABEL_ATTEMPT, LABEL_CYCLE, LABEL_SEED
 
-from .conftest import _kubeconfig, _namespace
+from . import control_plane
+from .conftest import _namespace
 from .faults import FaultPlan, FaultyEmulator, Replicas, injected_summary
 from .harness import Cluster, JobPlayer
 from .test_operator import small_spec
@@ -114,7 +115,8 @@ async def test_sigkill_at_random_moments_across_a_whole_run(
         try:
             while not (playing.done() and replicas.kills >= KILLS):
                 pid = await replicas.start()
-                await asyncio.sleep(rng.uniform(0.05, 1.2))  # while it starts, reconciles, creates, patches
+                await replicas.reconciled(pid)  # each life moves the run on, however slow the machine
+                await asyncio.sleep(rng.uniform(0.0, 1.0))  # then killed mid-reconcile, -create or -patch
                 replicas.kill(pid)
                 if playing.done():
                     playing.result()  # a failed player fails the test now
@@ -149,7 +151,7 @@ async def faulty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     plan = FaultPlan(rate=0.15, seed=SEED)
     async with FaultyEmulator(plan=plan) as emulator, Server(emulator):
         emulator.resources.load_bundled()
-        kubeconfig = _kubeconfig(str(emulator.url), tmp_path / "kubeconfig")
+        kubeconfig = control_plane.write_kubeconfig(str(emulator.url), tmp_path / "kubeconfig")
         api = config.new_client_from_config(config_file=str(kubeconfig))
         try:
             async with _namespace(api, kubeconfig, False, None, monkeypatch) as c:

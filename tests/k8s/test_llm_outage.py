@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -39,10 +40,39 @@ def llm_spec(port: int, tolerance: int) -> dict[str, Any]:
     }
 
 
-async def add_secret(cluster: Cluster) -> None:
+class Endpoint:
+    """A port where no LLM answers until ``up`` starts a stub there."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.stub: StubLLM | None = None
+
+    def up(self) -> StubLLM:
+        self.stub = StubLLM(self.port)
+        return self.stub
+
+
+@pytest.fixture
+async def endpoint(cluster: Cluster) -> AsyncIterator[Endpoint]:
+    """The API key's Secret, and an endpoint that is down until the test brings it up."""
     token = base64.b64encode(API_KEY.encode()).decode()
     body = client.V1Secret(metadata=client.V1ObjectMeta(name="llm"), data={"token": token})
     await call(cluster.core.create_namespaced_secret, cluster.namespace, body)
+    ep = Endpoint()
+    yield ep
+    if ep.stub is not None:
+        ep.stub.close()
+
+
+async def finish(cluster: Cluster, player: JobPlayer, name: str) -> None:
+    """Play the run's cycle Job and final Job to success; it succeeds with no Job created twice."""
+    jobs = await cluster.wait_jobs(name, {f"{name}-c1-s0"}, timeout=120)
+    await player.succeed(jobs[f"{name}-c1-s0"])
+    jobs = await cluster.wait_jobs(name, {f"{name}-final-s0"})
+    await player.succeed(jobs[f"{name}-final-s0"])
+    done = await cluster.wait_condition(name, "Succeeded")
+    assert done["reason"] == "AllCyclesCompleted"
+    assert set(await cluster.jobs(name)) == {f"{name}-c1-s0", f"{name}-final-s0"}
 
 
 async def outage_attempts(cluster: Cluster, name: str) -> int:
@@ -52,12 +82,14 @@ async def outage_attempts(cluster: Cluster, name: str) -> int:
 
 
 async def test_outage_is_waited_out_without_counting_failures(
-    cluster: Cluster, operator: OperatorProcess, player: JobPlayer, caplog: pytest.LogCaptureFixture
+    cluster: Cluster,
+    operator: OperatorProcess,
+    player: JobPlayer,
+    endpoint: Endpoint,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    await add_secret(cluster)
-    port = free_port()
-    await cluster.create_run("o1", llm_spec(port, tolerance=600))
+    await cluster.create_run("o1", llm_spec(endpoint.port, tolerance=600))
     await eventually(lambda: _at_least(cluster, "o1", 2), timeout=60, what="two failed attempts")
     available = await cluster.condition("o1", "LLMAvailable")
     assert available is not None and available["status"] == "False" and available["reason"] == "Unavailable"
@@ -68,19 +100,10 @@ async def test_outage_is_waited_out_without_counting_failures(
     failed = await cluster.condition("o1", "Failed")
     assert failed is None or failed["status"] == "False"
 
-    stub = StubLLM(port)
+    stub = endpoint.up()
     stub.add(error(429, "slow down", {"retry-after": "1"}), *[streamed([crafter_answer(2)]) for _ in range(3)])
-    try:
-        jobs = await cluster.wait_jobs("o1", {"o1-c1-s0"}, timeout=120)
-        await player.succeed(jobs["o1-c1-s0"])
-        jobs = await cluster.wait_jobs("o1", {"o1-final-s0"})
-        await player.succeed(jobs["o1-final-s0"])
-        done = await cluster.wait_condition("o1", "Succeeded")
-    finally:
-        stub.close()
+    await finish(cluster, player, "o1")
     operator.check()
-    assert done["reason"] == "AllCyclesCompleted"
-    assert set(await cluster.jobs("o1")) == {"o1-c1-s0", "o1-final-s0"}  # no Job twice
     run = await cluster.run("o1")
     assert (run is not None and "llmOutage" not in run["status"]) or run["status"].get("llmOutage") is None
     assert run["status"]["designFailures"] == 0
@@ -99,26 +122,15 @@ async def _at_least(cluster: Cluster, name: str, n: int) -> bool | None:
 
 
 async def test_raising_the_tolerance_reopens_a_run_failed_unavailable(
-    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer, endpoint: Endpoint
 ) -> None:
-    await add_secret(cluster)
-    port = free_port()
-    await cluster.create_run("o2", llm_spec(port, tolerance=2))
+    await cluster.create_run("o2", llm_spec(endpoint.port, tolerance=2))
     failed = await cluster.wait_condition("o2", "Failed", timeout=60)
     assert failed["reason"] == "LLMUnavailable"
     assert await cluster.jobs("o2") == {}
-    stub = StubLLM(port)
+    stub = endpoint.up()
     stub.add(*[streamed([crafter_answer(2)]) for _ in range(3)])
-    try:
-        await cluster.patch_run("o2", {"spec": {"llm": {"outageToleranceSeconds": 3600}}})
-        running = await cluster.wait_condition("o2", "Running", timeout=60)
-        assert running["reason"] in ("Reopened", "CycleInProgress")
-        jobs = await cluster.wait_jobs("o2", {"o2-c1-s0"}, timeout=60)
-        await player.succeed(jobs["o2-c1-s0"])
-        jobs = await cluster.wait_jobs("o2", {"o2-final-s0"})
-        await player.succeed(jobs["o2-final-s0"])
-        done = await cluster.wait_condition("o2", "Succeeded")
-    finally:
-        stub.close()
-    assert done["reason"] == "AllCyclesCompleted"
-    assert set(await cluster.jobs("o2")) == {"o2-c1-s0", "o2-final-s0"}
+    await cluster.patch_run("o2", {"spec": {"llm": {"outageToleranceSeconds": 3600}}})
+    running = await cluster.wait_condition("o2", "Running", timeout=60)
+    assert running["reason"] in ("Reopened", "CycleInProgress")
+    await finish(cluster, player, "o2")
