@@ -287,9 +287,10 @@ class OperatorProcess:
     tasks and from kmock, which serves on the test's loop.
     """
 
-    def __init__(self, cluster: Cluster, api: client.ApiClient | None = None) -> None:
+    def __init__(self, cluster: Cluster, api: client.ApiClient | None = None, interval_seconds: float = 0.2) -> None:
         self.cluster = cluster
         self.api = api or cluster.api  # the identity of the operator's own API calls (Kopf watches as the cluster)
+        self.interval_seconds = interval_seconds
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -297,7 +298,7 @@ class OperatorProcess:
     async def start(self) -> None:
         cfg = OperatorConfig(
             api=self.api,
-            interval_seconds=0.2,
+            interval_seconds=self.interval_seconds,
             retry_delay_seconds=0.5,
             watch_server_timeout_seconds=5,
             namespaced=True,

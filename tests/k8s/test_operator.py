@@ -214,3 +214,18 @@ async def test_no_queue_means_no_queue_label_and_no_queued_condition(
 async def _claim_named(cluster: Cluster, name: str, claim: str | None) -> bool:
     run = await cluster.run(name)
     return bool(run and (run.get("status") or {}).get("checkpointClaim") == claim)
+
+
+async def test_a_finished_job_starts_the_next_at_once(cluster: Cluster, player: JobPlayer) -> None:
+    """With the timer ten minutes away, only the Job's event can move the run on to its next cycle."""
+    operator = OperatorProcess(cluster, interval_seconds=600)
+    await operator.start()
+    try:
+        await cluster.create_run("ev", small_spec())
+        jobs = await cluster.wait_jobs("ev", {"ev-c1-s0"}, timeout=60)
+        await player.succeed(jobs["ev-c1-s0"])
+        jobs = await cluster.wait_jobs("ev", {"ev-c1-s0", "ev-c2-s0"}, timeout=30)
+        await player.succeed(jobs["ev-c2-s0"])
+        await cluster.wait_jobs("ev", {"ev-c1-s0", "ev-c2-s0", "ev-final-s0"}, timeout=30)
+    finally:
+        await operator.stop()

@@ -1,6 +1,7 @@
 """The Kopf operator: thin, level-based handlers over ``reconcile``, its settings, and the entry point.
 
-One timer per EnvGenRun recomputes everything from the API each tick; the blocking work (API calls, the
+One timer per EnvGenRun recomputes everything from the API each tick, and a training Job that finishes
+reconciles its run at once (the next Job follows in well under a second). The blocking work (API calls, the
 LLM) runs in a worker thread, never on the event loop. Transient failures become ``TemporaryError`` retries
 with a delay; an invalid spec is a permanent ``Failed`` condition with reason ``InvalidSpec``.
 """
@@ -10,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from kubernetes import client, config
 
-from . import API_GROUP, API_VERSION, FINALIZER, RUNS_PLURAL
+from . import API_GROUP, API_VERSION, FINALIZER, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .designing import DesignerSessions
 from .kube import RunGone, transient
 from .reconcile import Guards, cleanup, reconcile
 
+log = logging.getLogger(__name__)
 INTERVAL_ENV = "ENVGEN_RECONCILE_INTERVAL_SECONDS"
 
 
@@ -34,6 +37,7 @@ class OperatorConfig:
     retry_delay_seconds: float = 30.0
     watch_server_timeout_seconds: int = 300
     namespaced: bool = False  # only named namespaces (a Role each): no cluster-wide namespace or CRD watches
+    workers: int = 32  # threads for reconciles (each blocks on API calls or the LLM)
     guards: Guards = field(default_factory=Guards)
     sessions: DesignerSessions = field(default_factory=DesignerSessions)  # one designer session per run
 
@@ -69,6 +73,11 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """The same credentials as the Kubernetes client (service account, else kubeconfig)."""
         return kopf.login_via_client(**kwargs)
 
+    @kopf.on.startup(registry=registry)
+    async def size_workers(**_: Any) -> None:
+        """Enough worker threads that runs waiting on a slow LLM do not hold up the others."""
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(cfg.workers, "envgen-reconcile"))
+
     @kopf.timer(API_GROUP, API_VERSION, RUNS_PLURAL, id="reconcile", interval=cfg.interval_seconds, registry=registry)
     async def reconcile_run(namespace: str | None, name: str, **_: Any) -> None:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
@@ -84,6 +93,30 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         if retry:
             raise kopf.TemporaryError(f"{retry}; retrying later", delay=cfg.retry_delay_seconds)
 
+    waiting: set[tuple[str, str]] = set()
+
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT}, when=job_finished, registry=registry)
+    async def job_finished_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        """A training Job finished: reconcile its run now, not at the next timer tick (the timer stays the safety
+        net). Jobs that finish together, or while a reconcile is in flight, cost one more reconcile, not one each."""
+        assert namespace is not None
+        key = (namespace, str(labels[LABEL_RUN]))
+        if key in waiting:
+            return
+        waiting.add(key)
+        try:
+            lock = cfg.guards.get(*key)[0]
+            while lock.locked():  # wait here, not in a worker thread, for the reconcile in flight
+                await asyncio.sleep(0.05)
+        finally:
+            waiting.discard(key)
+        try:
+            await asyncio.to_thread(reconcile, cfg.api, *key, cfg.guards, cfg.sessions)
+        except RunGone:
+            pass
+        except Exception as exc:  # the timer retries with backoff
+            log.info("reconcile of %s/%s after a Job finished: %s", *key, exc)
+
     @kopf.on.delete(
         API_GROUP, API_VERSION, RUNS_PLURAL, id="cleanup", registry=registry, errors=kopf.ErrorsMode.IGNORED
     )
@@ -98,6 +131,12 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         await asyncio.to_thread(cfg.sessions.close_all)
 
     return registry
+
+
+def job_finished(status: kopf.Status, **_: Any) -> bool:
+    """Whether a Job has ended: its Complete or Failed condition is True."""
+    conditions = status.get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
 def make_api_client() -> client.ApiClient:

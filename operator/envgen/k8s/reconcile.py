@@ -24,6 +24,7 @@ from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, 
 
 log = logging.getLogger(__name__)
 CLEANUP_WAIT_SECONDS = 60.0
+ROUNDS = 4  # rounds per reconcile: record a finished cycle, design the next, create its Jobs
 
 
 class Guards:
@@ -45,43 +46,56 @@ class Guards:
 def reconcile(
     api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions
 ) -> str | None:
-    """Observe, decide and act once for a run, designing with its session in ``sessions`` (closed once the run
-    has ended). Returns why to retry after a delay, or None."""
+    """Observe, decide and act for a run until it waits on something (at most ``ROUNDS`` rounds: a finished
+    cycle is recorded, the next designed and its Jobs created in one reconcile), designing with its session in
+    ``sessions`` (closed once the run has ended). Returns why to retry after a delay, or None."""
     lock, cancelled = guards.get(namespace, name)
     with lock:
-        if cancelled.is_set():
-            return None
         kube = Kube(api, namespace)
-        body = kube.get_custom(RUNS_PLURAL, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return None
-        doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-        try:
-            run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
-        except SpecError as exc:
-            _reject(kube, body, str(exc))
-            return None
-        status = read_status(body)
-        generation = int(body["metadata"].get("generation") or 1)
-        failed = condition(status.conditions, FAILED)
-        reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
-        if ended(status) is not None and status.observed_generation == generation and not reopenable:
-            sessions.close(namespace, name)
-            prom.RUNS.update(namespace, name, snapshot(run, status))
-            return None
-        designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
-        backend = KubernetesBackend(kube, body, run, designer, cancelled)
-        try:
-            result = step(run, designer, backend)
-        except ChildCreateError as exc:
-            log.warning("run %s/%s: %s", namespace, name, exc)
-            backend.child_create_failed(exc)
-            return str(exc)
-        if result.observed.finished:
-            sessions.close(namespace, name)
-        if designer.outcome is not None and not designer.outcome.available:
-            return "the design failed"
+        for _ in range(ROUNDS):
+            if cancelled.is_set():
+                return None
+            retry, again = _round(kube, namespace, name, sessions, cancelled)
+            if retry is not None or not again:
+                return retry
         return None
+
+
+def _round(
+    kube: Kube, namespace: str, name: str, sessions: DesignerSessions, cancelled: threading.Event
+) -> tuple[str | None, bool]:
+    """One observe -> decide -> act round on a freshly read run: (why to retry later, whether it acted)."""
+    body = kube.get_custom(RUNS_PLURAL, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None, False
+    doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    try:
+        run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
+    except SpecError as exc:
+        _reject(kube, body, str(exc))
+        return None, False
+    status = read_status(body)
+    generation = int(body["metadata"].get("generation") or 1)
+    failed = condition(status.conditions, FAILED)
+    reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
+    if ended(status) is not None and status.observed_generation == generation and not reopenable:
+        sessions.close(namespace, name)
+        prom.RUNS.update(namespace, name, snapshot(run, status))
+        return None, False
+    designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
+    backend = KubernetesBackend(kube, body, run, designer, cancelled)
+    try:
+        result = step(run, designer, backend)
+    except ChildCreateError as exc:
+        log.warning("run %s/%s: %s", namespace, name, exc)
+        backend.child_create_failed(exc)
+        return str(exc), False
+    if result.observed.finished:
+        sessions.close(namespace, name)
+        return None, False
+    if designer.outcome is not None and not designer.outcome.available:
+        return "the design failed", False
+    return None, bool(result.actions)
 
 
 def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
