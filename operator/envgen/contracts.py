@@ -225,8 +225,11 @@ class Designer(Protocol):
     """Returns exactly ``request.num_envs`` envs (``none``: zero), schema-valid and free of error findings.
 
     Raises :class:`DesignUnavailable` when its endpoint is down, :class:`DesignError` for unusable output.
+    ``close()`` releases what the designer holds (its LLM client); a designer holding nothing does nothing.
     """
 
     name: DesignerType
 
     def design(self, request: DesignRequest) -> CycleDesign: ...
+
+    def close(self) -> None: ...

@@ -12,6 +12,7 @@ from envgen.contracts import DesignRequest
 from envgen.designers import ConstrainedLLMDesigner, FixedDesigner, LLMDesigner, NoDesigner
 from envgen.designers.factory import (
     BASE_URL_ENV,
+    DesignerSession,
     Embedded,
     LLMPlan,
     SetupError,
@@ -160,11 +161,53 @@ def test_close_closes_the_llm_client(stub_llm: StubLLM) -> None:
     session.close()  # idempotent
 
 
-def test_baseline_session_closes_without_resources() -> None:
-    session = open_session(local_plan(spec("none")))
-    assert isinstance(session.designer, NoDesigner) and session.client is None
+@pytest.mark.parametrize("mode", ["free", "constrained"])
+@pytest.mark.parametrize("kind", ["llm", "fixed"])
+def test_every_llm_designer_closes_its_client(kind: str, mode: str) -> None:
+    session = open_session(local_plan(spec(kind, mode=mode, baseURL="http://llm/v1")))
+    assert session.client is not None
+    sdk = session.client._sdk
+    session.designer.close()
+    assert sdk._client.is_closed
+
+
+class CountingDesigner(NoDesigner):
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_session_close_closes_its_designer_once() -> None:
+    designer = CountingDesigner()
+    session = DesignerSession(local_plan(spec("none")), designer, None, None)
     session.close()
-    assert session.design(DesignRequest(game="crafter", cycle=1, num_envs=2)).envs == []
+    session.close()
+    assert designer.closed == 1
+
+
+class BrokenDesigner(NoDesigner):
+    def close(self) -> None:
+        raise RuntimeError("close failed")
+
+
+def test_session_stops_the_embedded_model_when_its_designer_fails_to_close(tmp_path: Path) -> None:
+    server = FakeEmbedded(state_dir=tmp_path)
+    session = DesignerSession(local_plan(spec("none")), BrokenDesigner(), None, server)
+    with pytest.raises(RuntimeError, match="close failed"):
+        session.close()
+    assert server.stopped
+    session.close()
+
+
+@pytest.mark.parametrize("kind", ["easy-to-hard", "adversarial", "heuristic", "learning-progress", "none"])
+def test_baseline_session_closes_without_resources(kind: str) -> None:
+    session = open_session(local_plan(spec(kind)))
+    assert session.name == kind and session.client is None
+    session.close()
+    session.close()
+    assert len(session.design(DesignRequest(game="crafter", cycle=1, num_envs=2)).envs) == (0 if kind == "none" else 2)
 
 
 class FakeEmbedded:

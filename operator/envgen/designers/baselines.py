@@ -46,6 +46,10 @@ class FixedDesigner:
             notes=[f"fixed: reusing the {len(envs)} environments of cycle {first.cycle}"],
         )
 
+    def close(self) -> None:
+        """Close the designer it wraps."""
+        self.first.close()
+
 
 class EasyToHardDesigner:
     """Stage k of ``cycles`` stages of the easy-to-hard catalogue at cycle k."""
@@ -62,6 +66,9 @@ class EasyToHardDesigner:
         stage = envs[lo : max(hi, lo + 1)]
         note = f"easy-to-hard: stage {k + 1} of {self.cycles} (ladder steps {lo + 1}-{lo + len(stage)} of {len(envs)})"
         return _design(request, self.name, spread(stage, request.num_envs), note)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def weakness(entry: CatalogueEnv, feedback: CycleFeedback) -> float:
@@ -95,6 +102,9 @@ class AdversarialDesigner:
         scores = ", ".join(f"{c.env.name} {weakness(c, feedback):.0f}%" for c in picked)
         return _design(request, self.name, spread(tuple(picked), request.num_envs), f"adversarial: weakest {scores}")
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 class NoDesigner:
     """No designed environments: the agent trains in the real game only (the equal-step baseline)."""
@@ -103,3 +113,6 @@ class NoDesigner:
 
     def design(self, request: DesignRequest) -> CycleDesign:
         return CycleDesign(cycle=request.cycle, designer=self.name, envs=[], notes=["none: real game only"])
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -117,6 +117,10 @@ class ConstrainedLLMDesigner:
         self.client = client
         self.name: DesignerType = name
 
+    def close(self) -> None:
+        """Close the LLM client."""
+        self.client.close()
+
     def design(self, request: DesignRequest) -> CycleDesign:
         log = CallLog()
         chat = [

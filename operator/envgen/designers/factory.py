@@ -129,8 +129,9 @@ def _secret_key(llm: LLMSpec, secrets: SecretReader, namespace: str) -> str | No
 
 
 class DesignerSession:
-    """A run's designer with what it holds open: the LLM client (one per session, so the response-format rung it
-    found is kept) and the embedded model. ``close()`` releases them."""
+    """A run's designer with what it holds open: the designer's LLM client (one per session, so the
+    response-format rung it found is kept; ``client`` until closed) and the embedded model. ``close()`` closes
+    the designer and stops the embedded model."""
 
     def __init__(self, plan: DesignerPlan, designer: Designer, client: LLMClient | None, server: Any) -> None:
         self.plan = plan
@@ -138,19 +139,23 @@ class DesignerSession:
         self.client = client
         self.name: DesignerType = designer.name
         self._server = server
+        self._closed = False
 
     def design(self, request: DesignRequest) -> CycleDesign:
         """One cycle's design by the session's designer."""
         return self.designer.design(request)
 
     def close(self) -> None:
-        """Close the LLM client and stop the embedded model (idempotent)."""
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Close the designer (and so its LLM client) and stop the embedded model (idempotent)."""
+        try:
+            if not self._closed:
+                self._closed = True
+                self.client = None
+                self.designer.close()
+        finally:
+            server, self._server = self._server, None
+            if server is not None:
+                server.stop()
 
 
 def open_session(
@@ -203,8 +208,6 @@ def make_designer(
     records: RecordStore | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Designer:
-    """The designer of ``spec`` on its own (``base_url``: the endpoint when ``spec.llm.baseURL`` is unset).
-
-    Runs hold a :class:`DesignerSession` instead, which closes the LLM client when done.
-    """
+    """The designer of ``spec`` on its own (``base_url``: the endpoint when ``spec.llm.baseURL`` is unset); its
+    ``close()`` closes its LLM client. Runs hold a :class:`DesignerSession` instead."""
     return open_session(local_plan(spec, base_url=base_url), records=records, on_progress=on_progress).designer

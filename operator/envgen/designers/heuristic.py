@@ -93,3 +93,6 @@ class HeuristicDesigner:
         return CycleDesign(
             cycle=request.cycle, designer=self.name, envs=envs, findings=env_findings(envs), notes=[note]
         )
+
+    def close(self) -> None:
+        """Nothing to release."""

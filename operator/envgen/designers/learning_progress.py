@@ -94,3 +94,6 @@ class LearningProgressDesigner:
         return CycleDesign(
             cycle=request.cycle, designer=self.name, envs=chosen, findings=env_findings(chosen), notes=[note]
         )
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -26,6 +26,10 @@ class LLMDesigner:
         self.critic = critic
         self.name: DesignerType = name
 
+    def close(self) -> None:
+        """Close the LLM client."""
+        self.client.close()
+
     def design(self, request: DesignRequest) -> CycleDesign:
         log = CallLog()
         chat, kind = build_chat(request)
