@@ -41,6 +41,7 @@ import urllib3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from k8s.control_plane import write_kubeconfig  # noqa: E402
 from k8s.harness import Cluster, JobPlayer, call, job_mode  # noqa: E402
 from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client import rest  # noqa: E402
@@ -192,8 +193,11 @@ def serve_operator(namespace: str, probes: Path) -> None:
     original = rest.RESTClientObject.request
 
     def counted(self: rest.RESTClientObject, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        requests.write(f"{method}\n")
-        return original(self, method, url, *args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return original(self, method, url, *args, **kwargs)
+        finally:
+            requests.write(f"{method} {time.perf_counter() - start:.6f} {url.split('?')[0]}\n")
 
     operator.reconcile = timed
     rest.RESTClientObject.request = counted  # type: ignore[method-assign]
@@ -211,11 +215,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def measure(cluster: Cluster, runs: int, cycles: int, interval: float, timeout: float, api: str) -> LoadResult:
-    """Create ``runs`` EnvGenRuns at once, finish every Job they make, and measure (see the module docstring)."""
+async def measure(
+    cluster: Cluster, runs: int, cycles: int, interval: float, timeout: float, api: str, keep: Path | None = None
+) -> LoadResult:
+    """Create ``runs`` EnvGenRuns at once, finish every Job they make, and measure (see the module docstring).
+    The operator's log and the probes go to ``keep`` when given, else to a temporary folder."""
     player = JobPlayer(cluster)
     with tempfile.TemporaryDirectory(prefix="envgen-load-") as tmp:
-        probes = Path(tmp)
+        probes = keep or Path(tmp)
+        probes.mkdir(parents=True, exist_ok=True)
         async with (
             operator_process(cluster.kubeconfig, cluster.namespace, interval, probes) as proc,
             JobWatch(cluster.kubeconfig, cluster.namespace) as jobs,
@@ -274,7 +282,7 @@ async def measure(cluster: Cluster, runs: int, cycles: int, interval: float, tim
             if a in completed and b in created
         ]
         reconciles = [float(x) for x in (probes / "reconciles.txt").read_text().split()]
-        requests = len((probes / "requests.txt").read_text().split())
+        requests = len((probes / "requests.txt").read_text().splitlines())
     statuses = [len(json.dumps(b.get("status") or {}, separators=(",", ":"))) for b in bodies]
     cycles_done = sum(int((b.get("status") or {}).get("cyclesCompleted") or 0) + (1 if done(b) else 0) for b in bodies)
     return LoadResult(
@@ -311,19 +319,6 @@ def done(body: dict[str, Any]) -> bool:
     return any(c["type"] == "Succeeded" and c["status"] == "True" for c in conds)
 
 
-def _kubeconfig(url: str, path: Path) -> Path:
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "k", "cluster": {"server": url}}],
-        "users": [{"name": "k", "user": {"token": "t"}}],
-        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
-        "current-context": "k",
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
-
 @asynccontextmanager
 async def a_cluster(kubeconfig: Path | None) -> AsyncIterator[Cluster]:
     """A fresh namespace with the CRDs: on the given cluster, else on kmock served in this process."""
@@ -347,7 +342,7 @@ async def a_cluster(kubeconfig: Path | None) -> AsyncIterator[Cluster]:
     async with Emulator() as emulator, Server(emulator):
         emulator.resources.load_bundled()
         with tempfile.TemporaryDirectory() as tmp:
-            path = _kubeconfig(str(emulator.url), Path(tmp) / "kubeconfig")
+            path = write_kubeconfig(str(emulator.url), Path(tmp) / "kubeconfig")
             api = config.new_client_from_config(config_file=str(path))
             ext = client.ApiextensionsV1Api(api)
             for crd in (run_crd(), cycle_crd()):
@@ -360,7 +355,7 @@ async def a_cluster(kubeconfig: Path | None) -> AsyncIterator[Cluster]:
 async def amain(args: argparse.Namespace) -> LoadResult:
     async with a_cluster(args.kubeconfig) as cluster:
         api = "real API server" if args.kubeconfig else "kmock"
-        return await measure(cluster, args.runs, args.cycles, args.interval, args.timeout, api)
+        return await measure(cluster, args.runs, args.cycles, args.interval, args.timeout, api, args.keep)
 
 
 def main() -> None:
@@ -374,6 +369,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--kubeconfig", type=Path, default=None, help="a real cluster (default: kmock)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the operator's log and the probes here")
     args = parser.parse_args()
     result = asyncio.run(amain(args))
     print(json.dumps(asdict(result), indent=2))

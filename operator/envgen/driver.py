@@ -101,9 +101,10 @@ class StepResult:
     summary: RunSummary
 
 
-def step(run: EnvGenRun, designer: Designer, backend: Backend) -> StepResult:
-    """One observe -> decide -> act round. No actions means: wait for running tasks."""
-    observed = backend.observe()
+def step(run: EnvGenRun, designer: Designer, backend: Backend, observed: Observed | None = None) -> StepResult:
+    """One observe -> decide -> act round. No actions means: wait for running tasks. ``observed``: the world as
+    the previous round of the same backend left it (it is not observed again)."""
+    observed = observed or backend.observe()
     actions = decide(run.name, run.spec, observed)
     summary = summarize(run.spec, observed, run.name)
     for action in actions:

@@ -125,3 +125,6 @@ class RunDesigner:
             message = f"cycle {request.cycle} designed with {design.usage.calls} call(s)"
             self.outcome = LLMOutcome(True, "Responded", message)
         return design
+
+    def close(self) -> None:
+        """Nothing to release: the run's session outlives a reconcile (``DesignerSessions`` closes it)."""

@@ -51,51 +51,45 @@ def reconcile(
     ``sessions`` (closed once the run has ended). Returns why to retry after a delay, or None."""
     lock, cancelled = guards.get(namespace, name)
     with lock:
+        if cancelled.is_set():
+            return None
         kube = Kube(api, namespace)
+        body = kube.get_custom(RUNS_PLURAL, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+        try:
+            run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
+        except SpecError as exc:
+            _reject(kube, body, str(exc))
+            return None
+        status = read_status(body)
+        generation = int(body["metadata"].get("generation") or 1)
+        failed = condition(status.conditions, FAILED)
+        reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
+        if ended(status) is not None and status.observed_generation == generation and not reopenable:
+            sessions.close(namespace, name)
+            prom.RUNS.update(namespace, name, snapshot(run, status))
+            return None
+        designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
+        backend = KubernetesBackend(kube, body, run, designer, cancelled)
+        observed = None
         for _ in range(ROUNDS):
-            if cancelled.is_set():
+            try:
+                result = step(run, designer, backend, observed)
+            except ChildCreateError as exc:
+                log.warning("run %s/%s: %s", namespace, name, exc)
+                backend.child_create_failed(exc)
+                return str(exc)
+            if result.observed.finished:
+                sessions.close(namespace, name)
                 return None
-            retry, again = _round(kube, namespace, name, sessions, cancelled)
-            if retry is not None or not again:
-                return retry
+            if designer.outcome is not None and not designer.outcome.available:
+                return "the design failed"
+            if not result.actions or cancelled.is_set():
+                return None
+            observed = result.observed
         return None
-
-
-def _round(
-    kube: Kube, namespace: str, name: str, sessions: DesignerSessions, cancelled: threading.Event
-) -> tuple[str | None, bool]:
-    """One observe -> decide -> act round on a freshly read run: (why to retry later, whether it acted)."""
-    body = kube.get_custom(RUNS_PLURAL, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return None, False
-    doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-    try:
-        run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
-    except SpecError as exc:
-        _reject(kube, body, str(exc))
-        return None, False
-    status = read_status(body)
-    generation = int(body["metadata"].get("generation") or 1)
-    failed = condition(status.conditions, FAILED)
-    reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
-    if ended(status) is not None and status.observed_generation == generation and not reopenable:
-        sessions.close(namespace, name)
-        prom.RUNS.update(namespace, name, snapshot(run, status))
-        return None, False
-    designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
-    backend = KubernetesBackend(kube, body, run, designer, cancelled)
-    try:
-        result = step(run, designer, backend)
-    except ChildCreateError as exc:
-        log.warning("run %s/%s: %s", namespace, name, exc)
-        backend.child_create_failed(exc)
-        return str(exc), False
-    if result.observed.finished:
-        sessions.close(namespace, name)
-        return None, False
-    if designer.outcome is not None and not designer.outcome.available:
-        return "the design failed", False
-    return None, bool(result.actions)
 
 
 def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
