@@ -72,6 +72,7 @@ class LoadResult:
     reconcile_max: float
     reconciles: int
     rss_max_mb: float
+    cpu_seconds: float
     requests_per_cycle: float
     status_max_bytes: int
 
@@ -82,7 +83,8 @@ class LoadResult:
             f"{self.succeeded}/{self.runs} | {self.wall_seconds:.0f} s | "
             f"{self.next_job_p50:.2f} / {self.next_job_p95:.2f} / {self.next_job_p99:.2f} s | "
             f"{self.reconcile_p50 * 1000:.0f} / {self.reconcile_p95 * 1000:.0f} / {self.reconcile_p99 * 1000:.0f} ms | "
-            f"{self.rss_max_mb:.0f} MB | {self.requests_per_cycle:.0f} | {self.status_max_bytes / 1024:.1f} KiB |"
+            f"{self.rss_max_mb:.0f} MB | {self.cpu_seconds:.0f} s | {self.requests_per_cycle:.0f} | "
+            f"{self.status_max_bytes / 1024:.1f} KiB |"
         )
 
 
@@ -204,6 +206,15 @@ def serve_operator(namespace: str, probes: Path) -> None:
     operator.run([namespace], metrics_port=0, liveness_port=None)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MB (0 when it is gone)."""
     try:
@@ -235,7 +246,7 @@ async def measure(
             completed: dict[str, float] = {}
             order: dict[str, list[str]] = {n: [] for n in names}
             finishing: set[asyncio.Task[Any]] = set()
-            rss = 0.0
+            rss = cpu = 0.0
             succeeded = 0
             last_check = 0.0
             while time.monotonic() - start < timeout:
@@ -264,6 +275,7 @@ async def measure(
                     if proc.poll() is not None:
                         raise RuntimeError(f"the operator exited ({proc.returncode}): see {probes}/operator.log")
                     rss = max(rss, rss_mb(proc.pid))
+                    cpu = cpu_seconds(proc.pid) or cpu
                     succeeded = sum(1 for body in await list_runs(cluster) if done(body))
                     print(
                         f"[load] {now - start:5.0f} s: {len(created)} Jobs created, {len(completed)} complete, "
@@ -302,6 +314,7 @@ async def measure(
         reconcile_max=max(reconciles, default=0.0),
         reconciles=len(reconciles),
         rss_max_mb=rss,
+        cpu_seconds=cpu,
         requests_per_cycle=requests / max(cycles_done, 1),
         status_max_bytes=max(statuses, default=0),
     )

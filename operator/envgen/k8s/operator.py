@@ -37,7 +37,8 @@ class OperatorConfig:
     retry_delay_seconds: float = 30.0
     watch_server_timeout_seconds: int = 300
     namespaced: bool = False  # only named namespaces (a Role each): no cluster-wide namespace or CRD watches
-    workers: int = 32  # threads for reconciles (each blocks on API calls or the LLM)
+    workers: int = 32  # threads for timer reconciles (each blocks on API calls or the LLM)
+    event_workers: int = 8  # threads for reconciles after a Job finished: never queued behind the timers
     guards: Guards = field(default_factory=Guards)
     sessions: DesignerSessions = field(default_factory=DesignerSessions)  # one designer session per run
 
@@ -78,6 +79,8 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """Enough worker threads that runs waiting on a slow LLM do not hold up the others."""
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(cfg.workers, "envgen-reconcile"))
 
+    events = ThreadPoolExecutor(cfg.event_workers, "envgen-job-event")
+
     @kopf.timer(API_GROUP, API_VERSION, RUNS_PLURAL, id="reconcile", interval=cfg.interval_seconds, registry=registry)
     async def reconcile_run(namespace: str | None, name: str, **_: Any) -> None:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
@@ -111,7 +114,7 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         finally:
             waiting.discard(key)
         try:
-            await asyncio.to_thread(reconcile, cfg.api, *key, cfg.guards, cfg.sessions)
+            await asyncio.get_running_loop().run_in_executor(events, reconcile, cfg.api, *key, cfg.guards, cfg.sessions)
         except RunGone:
             pass
         except Exception as exc:  # the timer retries with backoff
@@ -129,6 +132,7 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     async def close_sessions(**_: Any) -> None:
         """Close every run's designer session (its LLM client) when the operator stops."""
         await asyncio.to_thread(cfg.sessions.close_all)
+        events.shutdown(wait=False)
 
     return registry
 
