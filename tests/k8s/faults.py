@@ -1,5 +1,8 @@
 """Faults for the operator's chaos tests: an API (kmock) that fails the operator's requests, a killable operator.
 
+* ``LeanEmulator``: kmock that keeps only the requests in flight (kmock matches every request against its whole
+  request history, once per reaction, so the thousands of requests of a long run slow each one down until the
+  operator hardly moves), and that honours a merge patch's resourceVersion as a real API server does.
 * ``FaultyEmulator``: kmock that, for the operator's requests only (its client's and Kopf's User-Agent), answers
   some with 500 before acting, some writes with 409 (a conflict, not applied), some writes with 500 after
   applying them (the answer lost), and ends every watch after a random time (half of them with 410 Gone).
@@ -49,19 +52,67 @@ class FaultPlan:
         self.rng = random.Random(self.seed)
 
     def draw(self, write: bool) -> str | None:
-        """The fault for one request: None, 'error' (500, not applied), 'conflict' (409), 'lost' (500, applied)."""
+        """The fault for one request: None, 'error' (500, not applied), 'conflict' (409), 'lost' (500, applied).
+        A write gets the kind injected least so far, so that a short run sees every kind."""
         if self.rng.random() >= self.rate:
             return None
-        kind = self.rng.choice(("error", "conflict", "lost")) if write else "error"
+        return self._tally(WRITE_FAULTS if write else ("error",))
+
+    def watch_end(self) -> str:
+        """How the next watch ends: 'watch-dropped' (the stream just ends) or 'watch-410' (ERROR 410 Gone)."""
+        return self._tally(WATCH_FAULTS)
+
+    def _tally(self, kinds: tuple[str, ...]) -> str:
+        fewest = min(self.injected[k] for k in kinds)
+        kind = self.rng.choice([k for k in kinds if self.injected[k] == fewest])
         self.injected[kind] += 1
         return kind
+
+
+WRITE_FAULTS = ("error", "conflict", "lost")
+WATCH_FAULTS = ("watch-dropped", "watch-410")
+FAULT_KINDS = (*WRITE_FAULTS, *WATCH_FAULTS)
 
 
 WRITES = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
 
 
 @attrs.define(kw_only=True)
-class FaultyEmulator(Emulator):
+class LeanEmulator(Emulator):
+    """kmock whose request history holds only the requests being served (see the module docstring)."""
+
+    _serving: dict[int, Any] = attrs.field(factory=dict, init=False)
+
+    async def _handle(self, request: Any) -> Any:
+        self._serving[id(request)] = request
+        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
+        try:
+            self._check_precondition(request)
+            return await super()._handle(request)
+        finally:
+            del self._serving[id(request)]
+
+    def _check_precondition(self, request: Any) -> None:
+        """A merge patch that names a resourceVersion applies only to that version (409 Conflict otherwise), as on
+        a real API server."""
+        data = request.data
+        if request.action != enums.action.UPDATE or not isinstance(data, dict):
+            return
+        want = (data.get("metadata") or {}).get("resourceVersion")
+        key = (request.resource, request.namespace, request.name)
+        if not want or key not in self._objects or self._objects[key].deleted:
+            return
+        have = (self._objects[key].get("metadata") or {}).get("resourceVersion")
+        if str(have) != str(want):
+            raise k8s.KubernetesError(
+                status=409,
+                reason="Conflict",
+                message="the object has been modified; please apply your changes to the latest version",
+            )
+
+
+@attrs.define(kw_only=True)
+class FaultyEmulator(LeanEmulator):
     """kmock with faults on the operator's requests (see the module docstring)."""
 
     plan: FaultPlan = attrs.field(factory=FaultPlan)
@@ -93,17 +144,17 @@ class FaultyEmulator(Emulator):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.rng.uniform(*self.plan.watch_seconds)
-        gone = self.plan.rng.random() < 0.5
-        self.plan.injected["watch-410" if gone else "watch-dropped"] += 1
         try:
             while (left := deadline - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(left):
                         item = await anext(stream)
-                except (TimeoutError, StopAsyncIteration):
+                except TimeoutError:
                     break
+                except StopAsyncIteration:
+                    return
                 yield item
-            if gone:
+            if self.plan.watch_end() == "watch-410":
                 yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "code": 410, "reason": "Gone"}}
         finally:
             await stream.aclose()
@@ -198,9 +249,12 @@ def _replica(kubeconfig: str, namespace: str) -> None:
 def _parent(kubeconfig: str, namespace: str, logs: str) -> None:
     """Preload the operator, then fork a replica for every ``start`` line on stdin, answering its pid."""
     import kopf  # noqa: F401 (preloaded for the forks)
-    import kubernetes  # noqa: F401
+    from kubernetes import client
 
     import envgen.k8s.operator  # noqa: F401
+
+    for api in (client.BatchV1Api, client.CoreV1Api, client.CustomObjectsApi):  # lazily imported otherwise: seconds
+        assert api.__name__
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed replicas are reaped at once
     print("ready", flush=True)

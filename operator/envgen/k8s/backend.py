@@ -76,6 +76,7 @@ class KubernetesBackend:
         self.cancelled = cancelled or threading.Event()
         self.status = read_status(body)
         self.generation = int(body["metadata"].get("generation") or 1)
+        self.version: str | None = body["metadata"].get("resourceVersion")  # of the run, as last read or written
         self.owner = owner_reference(body)
         self.labels = {LABEL_RUN: run.name}
         self._tasks: dict[str, ObservedTask] = {}
@@ -96,10 +97,11 @@ class KubernetesBackend:
                     designs[spec.cycle] = CycleDesign.model_validate(spec.design)
             for record in CycleStatus.model_validate(obj.get("status") or {}).tasks:
                 records[record.name] = (spec, record)
-        pods = self._pods_by_task()
+        jobs = self.kube.list_jobs(self.labels)
+        pods = self._pods_by_task()  # listed after the Jobs: a Job seen finished has its Pods' final state here
         tasks = {name: _recorded_task(spec, record) for name, (spec, record) in records.items()}
         self._queued = []
-        for job in self.kube.list_jobs(self.labels):
+        for job in jobs:
             name = job["metadata"]["name"]
             if name not in tasks:
                 tasks[name] = self._job_task(job, pods.get(name, []))
@@ -182,7 +184,7 @@ class KubernetesBackend:
 
     def record_design_failure(self, cycle: int, error: str, design: CycleDesign | None) -> None:
         self.status = self.status.model_copy(update={"design_failures": self.status.design_failures + 1})
-        self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"designFailures": self.status.design_failures})
+        self._patch_status({"designFailures": self.status.design_failures})
         self.kube.event(self.body, "Warning", "DesignFailed", f"cycle {cycle}: {error}")
 
     def record_outage(self, outage: LLMOutage | None) -> None:
@@ -201,7 +203,7 @@ class KubernetesBackend:
             self.kube.event(self.body, "Warning", "LLMUnavailable", f"{outage.reason[:900]}; next try at {retry_at}")
         self.status = self.status.model_copy(update={"llm_outage": value})
         doc = None if value is None else value.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"llmOutage": doc})
+        self._patch_status({"llmOutage": doc})
 
     def reopen(self, message: str) -> None:
         old = self.status
@@ -268,7 +270,7 @@ class KubernetesBackend:
         conds = set_condition(old.conditions, CHILDREN_CREATED, "False", exc.reason, str(exc), self.generation)
         new = old.model_copy(update={"conditions": conds})
         if new.dump() != old.dump():  # one Event per distinct refusal, not one per retry
-            self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, {"conditions": [c.dump() for c in conds]})
+            self._patch_status({"conditions": [c.dump() for c in conds]})
             self.status = new
             self.kube.event(self.body, "Warning", "ChildCreateFailed", str(exc))
 
@@ -294,9 +296,14 @@ class KubernetesBackend:
             conds = set_condition(conds, QUEUED, "False", "Admitted", "no Job waits for admission", self.generation)
         return conds
 
+    def _patch_status(self, status: dict[str, Any]) -> None:
+        """Patch the run's status over the version this reconcile knows: a writer that came between (another
+        replica) makes it a 409 Conflict, and the status is recomputed from a fresh read, never overwritten."""
+        self.version = self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, status, self.version)
+
     def _write(self, old: RunStatus, new: RunStatus) -> None:
         if new.dump() != old.dump():
-            self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, new.model_dump(mode="json", by_alias=True))
+            self._patch_status(new.model_dump(mode="json", by_alias=True))
             self.status = new
             self._announce(old, new)
         prom.RUNS.update(self.kube.ns, self.run.name, snapshot(self.run, new))
@@ -328,7 +335,8 @@ class KubernetesBackend:
         if any(r.name == record.name for r in status.tasks):
             return False
         tasks = [*status.tasks, record][-256:]
-        self.kube.patch_custom_status(CYCLES_PLURAL, name, {"tasks": [t.dump() for t in tasks]})
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        self.kube.patch_custom_status(CYCLES_PLURAL, name, {"tasks": [t.dump() for t in tasks]}, version)
         return True
 
     def _ensure_claim(self) -> None:

@@ -92,16 +92,22 @@ class Kube:
             body, lambda: self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, body)
         )
 
-    def patch_custom_status(self, plural: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource; RunGone when the object no longer exists."""
+    def patch_custom_status(
+        self, plural: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> str | None:
+        """Merge-patch the status subresource, only over ``resource_version`` when given (409 Conflict when another
+        writer came first); the object's new resourceVersion. RunGone when the object no longer exists."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                API_GROUP, API_VERSION, self.ns, plural, name, {"status": status}
-            )
+            obj = self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, self.ns, plural, name, body)
         except ApiException as exc:
             if exc.status == 404:
                 raise RunGone(name) from None
             raise
+        version = (obj.get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
+        return str(version) if version else None
 
     def delete_custom(self, plural: str, name: str) -> None:
         self._deleted(
