@@ -32,3 +32,8 @@ def stub_llm() -> Iterator[StubLLM]:
     stub = StubLLM()
     yield stub
     stub.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long end-to-end tests first: under ``-n 2`` they overlap the many short ones instead of ending last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

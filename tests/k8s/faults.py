@@ -1,8 +1,5 @@
 """Faults for the operator's chaos tests: an API (kmock) that fails the operator's requests, a killable operator.
 
-* ``LeanEmulator``: kmock that keeps only the requests in flight (kmock matches every request against its whole
-  request history, once per reaction, so the thousands of requests of a long run slow each one down until the
-  operator hardly moves), and that honours a merge patch's resourceVersion as a real API server does.
 * ``FaultyEmulator``: kmock that, for the operator's requests only (its client's and Kopf's User-Agent), answers
   some with 500 before acting, some writes with 409 (a conflict, not applied), some writes with 500 after
   applying them (the answer lost), and ends every watch after a random time (half of them with 410 Gone).
@@ -78,41 +75,7 @@ WRITES = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
 
 
 @attrs.define(kw_only=True)
-class LeanEmulator(Emulator):
-    """kmock whose request history holds only the requests being served (see the module docstring)."""
-
-    _serving: dict[int, Any] = attrs.field(factory=dict, init=False)
-
-    async def _handle(self, request: Any) -> Any:
-        self._serving[id(request)] = request
-        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
-        try:
-            self._check_precondition(request)
-            return await super()._handle(request)
-        finally:
-            del self._serving[id(request)]
-
-    def _check_precondition(self, request: Any) -> None:
-        """A merge patch that names a resourceVersion applies only to that version (409 Conflict otherwise), as on
-        a real API server."""
-        data = request.data
-        if request.action != enums.action.UPDATE or not isinstance(data, dict):
-            return
-        want = (data.get("metadata") or {}).get("resourceVersion")
-        key = (request.resource, request.namespace, request.name)
-        if not want or key not in self._objects or self._objects[key].deleted:
-            return
-        have = (self._objects[key].get("metadata") or {}).get("resourceVersion")
-        if str(have) != str(want):
-            raise k8s.KubernetesError(
-                status=409,
-                reason="Conflict",
-                message="the object has been modified; please apply your changes to the latest version",
-            )
-
-
-@attrs.define(kw_only=True)
-class FaultyEmulator(LeanEmulator):
+class FaultyEmulator(Emulator):
     """kmock with faults on the operator's requests (see the module docstring)."""
 
     plan: FaultPlan = attrs.field(factory=FaultPlan)

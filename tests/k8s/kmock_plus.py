@@ -15,6 +15,10 @@ Fixes needed:
      waits forever for a newer version). The shim marks the bus under the lock
      before the initial listing, and skips listed objects not newer than the
      requested resourceVersion.
+ 10. kmock matches every request against its whole request history, once per reaction, so the thousands of
+     requests of a long run slow each one down until the operator hardly moves: keep only those in flight.
+ 11. A merge patch that names a resourceVersion applies only to that version (409 Conflict otherwise), as on
+     a real API server.
 """
 
 import copy
@@ -78,7 +82,34 @@ class Emulator(kmock.KubernetesEmulator):
                 subresources={"status"} if "status" in (ver.get("subresources") or {}) else set(),
             )
 
+    _serving: dict[int, Any] = attrs.field(factory=dict, init=False)
+
     async def _handle(self, request):
+        self._serving[id(request)] = request
+        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
+        try:
+            self._check_precondition(request)
+            return await self._shimmed(request)
+        finally:
+            del self._serving[id(request)]
+
+    def _check_precondition(self, request: Any) -> None:
+        data = request.data
+        if request.action != enums.action.UPDATE or not isinstance(data, dict):
+            return
+        want = (data.get("metadata") or {}).get("resourceVersion")
+        key = (request.resource, request.namespace, request.name)
+        if not want or key not in self._objects or self._objects[key].deleted:
+            return
+        have = (self._objects[key].get("metadata") or {}).get("resourceVersion")
+        if str(have) != str(want):
+            raise k8s.KubernetesError(
+                status=409,
+                reason="Conflict",
+                message="the object has been modified; please apply your changes to the latest version",
+            )
+
+    async def _shimmed(self, request):
         if request.resource is not None:
             data = request.data
             if request.method == enums.method.PUT and request.name is not None and isinstance(data, dict):

@@ -21,8 +21,8 @@ from kubernetes import config
 from envgen.k8s import LABEL_ATTEMPT, LABEL_CYCLE, LABEL_SEED
 
 from . import control_plane
-from .conftest import EVERYWHERE, _namespace
-from .faults import FAULT_KINDS, FaultPlan, FaultyEmulator, LeanEmulator, Replicas, injected_summary
+from .conftest import _namespace
+from .faults import FAULT_KINDS, FaultPlan, FaultyEmulator, Replicas, injected_summary
 from .harness import Cluster, JobPlayer
 from .test_operator import small_spec
 
@@ -34,17 +34,6 @@ KILLS = 20
 SEED = 20241
 KILL_SECONDS = 180.0  # deadlines of whole scenarios (each takes well under half of it on a loaded 2-core machine)
 RUN_SECONDS = 120.0
-
-
-@pytest.fixture
-async def kmock_url() -> AsyncIterator[str | None]:
-    """The suite's kmock, as a ``LeanEmulator``: a whole chaos run makes too many requests for plain kmock."""
-    if EVERYWHERE is not None:
-        yield None
-        return
-    async with LeanEmulator() as emulator, Server(emulator):
-        emulator.resources.load_bundled()
-        yield str(emulator.url)
 
 
 def chaos_spec() -> dict[str, Any]:
