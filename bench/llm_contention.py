@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from envgen.contracts import DesignRequest
+from envgen.cores import usable_cores
 from envgen.designers.prompts import build_chat
 from envgen.designers.schema import answer_schema
 from envgen.llm import CallLog, LLMClient, LLMSettings
 from envgen.llm.client import StreamProgress
-from envgen.llm.embedded import MODEL_ALIAS, EmbeddedLLM, free_cores, usable_cores
+from envgen.llm.embedded import MODEL_ALIAS, EmbeddedLLM, free_cores
 from envgen.processes import die_with_parent
 
 SETTINGS: dict[str, dict[str, Any]] = {

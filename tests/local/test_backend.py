@@ -58,6 +58,26 @@ def test_failed_trainer_reports_its_error(tmp_path: Path) -> None:
     assert task.state == "failed" and task.reason == "checkpoint is corrupt"
 
 
+@pytest.mark.parametrize(
+    ("parallel", "given", "threads"), [(1, None, "4"), (3, None, "1"), (2, None, "2"), (3, "3", "3")]
+)
+def test_trainers_share_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: int, given: str | None, threads: str
+) -> None:
+    monkeypatch.setattr("envgen.cores.usable_cores", lambda: 4)
+    if given is None:
+        monkeypatch.delenv("ENVGEN_TORCH_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("ENVGEN_TORCH_THREADS", given)  # the user's choice wins
+    script = (
+        "import os,pathlib,sys; "
+        "pathlib.Path(sys.argv[2]).with_name('threads').write_text(os.environ['ENVGEN_TORCH_THREADS'])"
+    )
+    backend = LocalBackend(RunDir(tmp_path), trainer(script), parallel_tasks=parallel)
+    launch_and_wait(backend)
+    assert next(tmp_path.glob("tasks/*/threads")).read_text() == threads
+
+
 def test_task_paths_are_inside_the_run_directory(tmp_path: Path) -> None:
     backend = LocalBackend(RunDir(tmp_path), trainer("import sys; sys.exit(1)"))
     launch_and_wait(backend)

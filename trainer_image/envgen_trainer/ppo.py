@@ -6,7 +6,6 @@ the env workers run the rollout and all threads for the update.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn, optim
 
+from envgen.cores import torch_threads
 from envgen.models import as_float
 from envgen.spec import AgentSpec
 
@@ -62,7 +62,7 @@ class PPO:
         self.ent_coef = as_float(spec.entropy_coef)
         self.vf_coef = as_float(spec.value_coef)
         self.max_grad_norm = as_float(spec.max_grad_norm)
-        self._update_threads = max(1, os.cpu_count() or 1)
+        self._update_threads = torch_threads()
 
     def _threads(self, n: int) -> None:
         if self.device.type == "cpu":

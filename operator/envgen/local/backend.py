@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .. import atomic
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
+from ..cores import TORCH_THREADS_ENV, share_of_cores
 from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, TaskState, failure_count, unusable
 from ..processes import die_with_parent
 from .rundir import RunDir, read_json, write_json
@@ -32,9 +33,10 @@ class _Process:
 class LocalBackend:
     """Stores a run in a run directory and runs each training task as a ``envgen-train`` process."""
 
-    def __init__(self, rundir: RunDir, trainer_command: list[str] | None = None) -> None:
+    def __init__(self, rundir: RunDir, trainer_command: list[str] | None = None, parallel_tasks: int = 1) -> None:
         self.dir = rundir
         self.trainer_command = trainer_command or [sys.executable, "-m", "envgen_trainer"]
+        self.parallel_tasks = parallel_tasks  # trainers at once (one per seed): they share the machine's cores
         self.processes: dict[str, _Process] = {}
 
     # ---- observe -----------------------------------------------------------------------------------------
@@ -156,6 +158,7 @@ class LocalBackend:
             [*self.trainer_command, "--task", str(folder / "task.json")],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={TORCH_THREADS_ENV: str(share_of_cores(self.parallel_tasks)), **os.environ},
             start_new_session=True,  # Ctrl-C reaches the runner only; it stops the trainers itself
             preexec_fn=die_with_parent,
         )

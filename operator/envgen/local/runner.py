@@ -127,7 +127,7 @@ def run_local(
 ) -> int:
     """Run (or resume) a run to its end; ``retry`` continues a Failed run. Returns the process exit code."""
     rundir = prepare_run_dir(run, root)
-    backend = LocalBackend(rundir, trainer_command)
+    backend = LocalBackend(rundir, trainer_command, parallel_tasks=run.spec.seeds)
     resumed = backend.discard_interrupted()
     progress = Progress(run, rundir, quiet=quiet)
     ended = read_json(rundir.finished) or {}
