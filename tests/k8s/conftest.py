@@ -8,12 +8,16 @@ every namespace it made is gone, so nothing is left behind or stuck Terminating.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import kubernetes.config.kube_config as kube_config
@@ -90,17 +94,51 @@ def real_server() -> Iterator[RealServer]:
     with _server_kubeconfig(given) as kubeconfig:
         api = config.new_client_from_config(config_file=str(kubeconfig))
         server = RealServer(kubeconfig=kubeconfig, api=api)
-        created = install_crds(api)
+        with _crd_holders(kubeconfig) as holders:
+            holders.created(install_crds(api))
         try:
             yield server
         finally:
             left = _wait_namespaces_gone(api, server.namespaces)
-            if given is not None:
-                ext = client.ApiextensionsV1Api(api)
-                for name in created:
-                    ext.delete_custom_resource_definition(name)
+            with _crd_holders(kubeconfig) as holders:
+                if holders.release() and given is not None:
+                    ext = client.ApiextensionsV1Api(api)
+                    for name in holders.installed:
+                        ext.delete_custom_resource_definition(name)
             api.close()
             assert not left, f"namespaces left behind (stuck Terminating?): {left}"
+
+
+@dataclass
+class _CRDHolders:
+    """The test sessions (xdist workers) using one cluster's CRDs, and the CRDs the tests installed there."""
+
+    count: int = 0
+    installed: list[str] = field(default_factory=list)
+
+    def created(self, names: list[str]) -> None:
+        self.count += 1
+        self.installed = sorted({*self.installed, *names})
+
+    def release(self) -> bool:
+        """One holder fewer; True for the last, which removes what the tests installed."""
+        self.count -= 1
+        return self.count == 0
+
+
+@contextmanager
+def _crd_holders(kubeconfig: Path) -> Iterator[_CRDHolders]:
+    """The holders' record of a cluster, read and written under a file lock: parallel sessions on one cluster
+    must not delete the CRDs while another still runs tests."""
+    path = Path(tempfile.gettempdir()) / f"envgen-test-crds-{hashlib.sha256(str(kubeconfig).encode()).hexdigest()[:12]}"
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        holders = _CRDHolders(**json.loads(path.read_text())) if path.exists() else _CRDHolders()
+        yield holders
+        if holders.count > 0:
+            path.write_text(json.dumps(asdict(holders)))
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _server_kubeconfig(given: Path | None) -> AbstractContextManager[Path]:
