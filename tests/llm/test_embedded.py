@@ -177,9 +177,12 @@ def designer(
 
 
 @pytest.mark.llm
-def test_real_design_streams_its_progress(llm_server: str) -> None:
+def test_real_crafter_design_is_schema_valid_and_streams_its_progress(llm_server: str) -> None:
     seen: list[StreamProgress] = []
     design = designer(llm_server, on_progress=seen.append).design(DesignRequest(game="crafter", cycle=1, num_envs=2))
+    assert len(design.envs) == 2 and all(e.config.game == "crafter" for e in design.envs)
+    assert design.attempts[0]["rung"] == "json_schema" and design.usage.calls >= 1
+    assert design.usage.completion_tokens > 0
     done = [p for p in seen if p.done]
     assert len(done) == design.usage.calls and sum(p.tokens for p in done) == design.usage.completion_tokens
     assert any(p.tokens > 0 and not p.done for p in seen)  # reported while the model was still writing
@@ -187,20 +190,6 @@ def test_real_design_streams_its_progress(llm_server: str) -> None:
     assert [p.tokens for p in first_call] == sorted(p.tokens for p in first_call)
     assert all(p.tokens_per_second > 0 for p in first_call if p.tokens > 1)
     assert design.attempts[0]["latencySeconds"] >= done[0].seconds - 0.1  # the whole answer, not its headers
-
-
-@pytest.mark.llm
-def test_real_crafter_configs_are_schema_valid(llm_server: str) -> None:
-    design = designer(llm_server).design(DesignRequest(game="crafter", cycle=1, num_envs=2))
-    assert len(design.envs) == 2 and all(e.config.game == "crafter" for e in design.envs)
-    assert design.attempts[0]["rung"] == "json_schema" and design.usage.calls >= 1
-    assert design.usage.completion_tokens > 0
-
-
-@pytest.mark.llm
-def test_real_heist_configs_are_schema_valid(llm_server: str) -> None:
-    design = designer(llm_server).design(DesignRequest(game="heist", cycle=1, num_envs=3))
-    assert len(design.envs) == 3 and all(e.config.game == "heist" for e in design.envs)
 
 
 @pytest.mark.llm
@@ -215,10 +204,11 @@ def test_real_feedback_turn_carries_the_success_table(llm_server: str) -> None:
 
 
 @pytest.mark.llm
-def test_real_record_then_replay(llm_server: str) -> None:
+def test_real_heist_design_is_schema_valid_and_replays_from_its_record(llm_server: str) -> None:
     store = MemoryRecordStore()
-    request = DesignRequest(game="heist", cycle=1, num_envs=2)
+    request = DesignRequest(game="heist", cycle=1, num_envs=3)
     live = designer(llm_server, store).design(request)
+    assert len(live.envs) == 3 and all(e.config.game == "heist" for e in live.envs)
     replay = designer("http://127.0.0.1:9/v1", store).design(request)
     assert replay.envs == live.envs and replay.chat == live.chat
     assert replay.usage.calls == 0 and replay.usage.cached_calls == live.usage.calls >= 1
