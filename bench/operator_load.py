@@ -8,7 +8,8 @@ a termination message carrying metrics, as ``tests/k8s/harness.JobPlayer`` does.
 
 * latency from a Job's completion (its Complete condition, as watched) to the next Job's creation (p50/p95/p99);
 * reconcile wall time (p50/p95/p99, max), operator RSS (max, sampled each second);
-* API requests by the operator's client per completed cycle (Kopf's own watches and patches not included);
+* API requests by the operator's client per completed cycle (Kopf's own watches and patches not included), by
+  method and resource, and their latency (p50/p95);
 * the largest ``status`` of a run (JSON bytes), and whether every run finished ``Succeeded``.
 
     .venv/bin/python bench/operator_load.py --runs 100                       # kmock in-process
@@ -30,9 +31,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,9 @@ class LoadResult:
     cpu_seconds: float
     requests_per_cycle: float
     status_max_bytes: int
+    request_p50: float = 0.0
+    request_p95: float = 0.0
+    requests_by_kind: dict[str, float] = field(default_factory=dict)  # per completed cycle, "GET jobs" etc.
 
     def markdown(self) -> str:
         """One row of bench/README.md's P4 table."""
@@ -294,9 +299,11 @@ async def measure(
             if a in completed and b in created
         ]
         reconciles = [float(x) for x in (probes / "reconciles.txt").read_text().split()]
-        requests = len((probes / "requests.txt").read_text().splitlines())
+        requests = [line.split() for line in (probes / "requests.txt").read_text().splitlines()]
     statuses = [len(json.dumps(b.get("status") or {}, separators=(",", ":"))) for b in bodies]
     cycles_done = sum(int((b.get("status") or {}).get("cyclesCompleted") or 0) + (1 if done(b) else 0) for b in bodies)
+    seconds = [float(r[1]) for r in requests]
+    kinds = Counter(f"{method} {resource(url)}" for method, _, url in requests)
     return LoadResult(
         api=api,
         runs=runs,
@@ -315,9 +322,18 @@ async def measure(
         reconciles=len(reconciles),
         rss_max_mb=rss,
         cpu_seconds=cpu,
-        requests_per_cycle=requests / max(cycles_done, 1),
+        requests_per_cycle=len(requests) / max(cycles_done, 1),
         status_max_bytes=max(statuses, default=0),
+        request_p50=quantile(seconds, 0.50),
+        request_p95=quantile(seconds, 0.95),
+        requests_by_kind={k: round(n / max(cycles_done, 1), 2) for k, n in kinds.most_common()},
     )
+
+
+def resource(url: str) -> str:
+    """A request's resource without namespace or names: ``jobs``, ``envgenruns/*/status``."""
+    parts = url.split("/namespaces/", 1)[-1].split("/")[1:]
+    return "/".join([parts[0], *(["*"] if len(parts) > 1 else []), *parts[2:]]) if parts else url
 
 
 async def list_runs(cluster: Cluster) -> list[dict[str, Any]]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import urllib.parse
+from collections import Counter
 from typing import Any
 
 import pytest
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import generate_latest
 
+from envgen.k8s.designing import DesignerSessions
 from envgen.k8s.metrics import REGISTRY
+from envgen.k8s.reconcile import Guards, reconcile
 
 from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
 
@@ -229,3 +235,66 @@ async def test_a_finished_job_starts_the_next_at_once(cluster: Cluster, player: 
         await cluster.wait_jobs("ev", {"ev-c1-s0", "ev-c2-s0", "ev-final-s0"}, timeout=30)
     finally:
         await operator.stop()
+
+
+def counting_client(cluster: Cluster) -> tuple[client.ApiClient, Counter[str]]:
+    """An API client for the operator, and the tally of its requests as ``METHOD resource`` (``jobs``,
+    ``envgenruns/*/status``: names and namespaces left out)."""
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    tally: Counter[str] = Counter()
+    lock = threading.Lock()
+    request = api.rest_client.request
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        parts = urllib.parse.urlsplit(url).path.split("/namespaces/", 1)[-1].split("/")[1:]
+        resource = "/".join([parts[0], *(["*"] if len(parts) > 1 else []), *parts[2:]])
+        with lock:
+            tally[f"{method} {resource}"] += 1
+        return request(method, url, *args, **kwargs)
+
+    api.rest_client.request = counted
+    return api, tally
+
+
+async def test_a_cycle_costs_a_few_api_requests(cluster: Cluster, player: JobPlayer) -> None:
+    """Job events alone move the run (the timer is ten minutes away): the claim is created once, the Pods are
+    listed once per finished Job (never while Jobs run), and the status is written once per reconcile."""
+    api, tally = counting_client(cluster)
+    operator = OperatorProcess(cluster, api=api, interval_seconds=600)
+    await operator.start()
+    try:
+        await cluster.create_run("cheap", small_spec(cycles=1))
+        for task in ("cheap-c1-s0", "cheap-final-s0"):
+            jobs = await cluster.wait_jobs("cheap", {task}, timeout=60)
+            await player.succeed(jobs[task])
+        await cluster.wait_condition("cheap", "Succeeded")
+    finally:
+        await operator.stop()
+        api.close()
+    assert tally["POST persistentvolumeclaims"] == 1, tally
+    assert tally["GET pods"] == 2, tally
+    assert tally["GET envgencycles/*"] == 0, tally  # a record is patched over the listed version
+    assert tally["POST jobs"] == 2 and tally["POST envgencycles"] == 2, tally
+    assert tally["PATCH envgenruns/*/status"] <= 3, tally  # created, cycle 1 recorded, succeeded
+    assert sum(tally.values()) <= 2 * 17, tally  # two Jobs (cycle 1, the final phase): 15 each (23 before)
+
+
+async def test_reconciles_that_would_find_nothing_new_make_no_requests(cluster: Cluster) -> None:
+    """A Job's later events once a reconcile saw it finished, and a timer tick right after a Job event's
+    reconcile, cost no API request; another tick does."""
+    api, tally = counting_client(cluster)
+    guards, sessions = Guards(), DesignerSessions()
+    await cluster.create_run("quiet", small_spec(suspend=True))
+    ns = cluster.namespace
+    try:
+        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, finished_job="uid-1") is None
+        made = sum(tally.values())
+        assert made > 0
+        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, finished_job="uid-1") is None
+        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, skip_within=600) is None
+        assert sum(tally.values()) == made, tally
+        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, skip_within=0) is None
+        assert sum(tally.values()) > made, tally
+    finally:
+        sessions.close_all()
+        api.close()

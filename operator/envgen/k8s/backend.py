@@ -1,9 +1,11 @@
 """``KubernetesBackend``: the driver's Backend for one EnvGenRun, over the Kubernetes API.
 
-What exists is read from the API on every call (level-based): designs and task records from the run's
-EnvGenCycle children, running and finished tasks from its Jobs and their Pods' termination messages, design
-failures and start time from the run's status. Writes are idempotent: deterministic names, and an existing
-name on create counts as success. Status changes post Kubernetes Events.
+What exists is read from the API on every reconcile (level-based): designs and task records from the run's
+EnvGenCycle children, running and finished tasks from its Jobs and (only for a finished Job not recorded yet)
+their Pods' termination messages, design failures and start time from the run's status. Later rounds of the
+same reconcile see that reading with the reconcile's own writes applied, not a new list. Writes are idempotent:
+deterministic names, and an existing name on create counts as success. The status is written, and Events
+posted, once per reconcile after its children are created (``flush``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ import threading
 from dataclasses import replace
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from ..contracts import CycleDesign, Phase, TrainingMetrics, TrainingTask
 from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, next_retry_at, unusable
 from ..spec import EnvGenRun
 from . import CYCLES_PLURAL, LABEL_ATTEMPT, LABEL_CYCLE, LABEL_PHASE, LABEL_RUN, LABEL_SEED, LABEL_TASK, RUNS_PLURAL
 from . import metrics as prom
-from .cycles import CycleSpec, CycleStatus, TaskRecord, cycle_object, cycle_object_name, parse_metrics
+from .cycles import (
+    MAX_TASK_RECORDS,
+    CycleSpec,
+    CycleStatus,
+    TaskRecord,
+    cycle_object,
+    cycle_object_name,
+    parse_metrics,
+)
 from .designing import RunDesigner
 from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_reference, queue_name
 from .kube import ChildCreateError, Kube, RunGone
@@ -45,6 +57,7 @@ from .status import (
 )
 
 log = logging.getLogger(__name__)
+APPEND_ATTEMPTS = 3  # patches of a task record that another writer's change to its EnvGenCycle may cost
 
 
 def read_status(body: dict[str, Any]) -> RunStatus:
@@ -74,22 +87,33 @@ class KubernetesBackend:
         self.run = run
         self.designer = designer
         self.cancelled = cancelled or threading.Event()
-        self.status = read_status(body)
+        self.status = read_status(body)  # as this reconcile has it: written by ``flush``
+        self._written = self.status  # as last read or written
+        self._events: list[tuple[str, str, str]] = []  # (type, reason, message) for ``flush`` to post
         self.generation = int(body["metadata"].get("generation") or 1)
         self.version: str | None = body["metadata"].get("resourceVersion")  # of the run, as last read or written
         self.owner = owner_reference(body)
         self.labels = {LABEL_RUN: run.name}
         self._tasks: dict[str, ObservedTask] = {}
         self._cycle_started: dict[int, str] = {}
-        self._claim_ready = False
+        self._claim_ready = False  # the checkpoint claim exists: created, or a Job (that needs it) exists
         self._queued: list[str] = []  # Jobs created suspended that their queue has not admitted yet
+        # The run's EnvGenCycles, Jobs and Pods by name as this reconcile listed them (None: list them again).
+        self._cycles: dict[str, dict[str, Any]] | None = None
+        self._jobs: dict[str, dict[str, Any]] | None = None
+        self._pods: dict[str, list[dict[str, Any]]] | None = None
 
     # ---- observe ----
     def observe(self) -> Observed:
-        cycles = self.kube.list_custom(CYCLES_PLURAL, self.labels)
+        """The run as its children show it. The first call of a reconcile lists them; later calls see that list
+        with this reconcile's own writes applied (a write that found its name taken lists them again)."""
+        if self._cycles is None or self._jobs is None:
+            self._cycles = _by_name(self.kube.list_custom(CYCLES_PLURAL, self.labels))
+            self._jobs = _by_name(self.kube.list_jobs(self.labels))
+            self._pods = None
         designs: dict[int, CycleDesign] = {}
         records: dict[str, tuple[CycleSpec, TaskRecord]] = {}
-        for obj in cycles:
+        for obj in list(self._cycles.values()):
             spec = CycleSpec.model_validate(obj["spec"])
             if spec.phase == "cycle":
                 self._cycle_started[spec.cycle] = obj["metadata"].get("creationTimestamp") or now()
@@ -97,15 +121,13 @@ class KubernetesBackend:
                     designs[spec.cycle] = CycleDesign.model_validate(spec.design)
             for record in CycleStatus.model_validate(obj.get("status") or {}).tasks:
                 records[record.name] = (spec, record)
-        jobs = self.kube.list_jobs(self.labels)
-        pods = self._pods_by_task()  # listed after the Jobs: a Job seen finished has its Pods' final state here
         tasks = {name: _recorded_task(spec, record) for name, (spec, record) in records.items()}
         self._queued = []
-        for job in jobs:
-            name = job["metadata"]["name"]
+        for name, job in list(self._jobs.items()):
             if name not in tasks:
-                tasks[name] = self._job_task(job, pods.get(name, []))
+                tasks[name] = self._job_task(job)
         self._tasks = tasks
+        self._claim_ready = self._claim_ready or bool(tasks)  # every task ran in a Job, created after the claim
         return Observed(
             designs=designs,
             tasks=tuple(tasks.values()),
@@ -118,15 +140,19 @@ class KubernetesBackend:
             now=datetime.datetime.now(datetime.UTC).timestamp(),
         )
 
-    def _pods_by_task(self) -> dict[str, list[dict[str, Any]]]:
-        pods: dict[str, list[dict[str, Any]]] = {}
-        for pod in self.kube.list_pods(self.labels):
-            task = (pod["metadata"].get("labels") or {}).get(LABEL_TASK)
-            if task:
-                pods.setdefault(task, []).append(pod)
-        return pods
+    def _termination_message(self, job: str, phase: str) -> str | None:
+        """The trainer's termination message from a finished Job's newest Pod in ``phase``. The run's Pods are
+        listed once per reconcile, and only for a finished Job not recorded yet; always after the Jobs, so a
+        Job seen finished has its Pods' final state here."""
+        if self._pods is None:
+            self._pods = {}
+            for pod in self.kube.list_pods(self.labels):
+                task = (pod["metadata"].get("labels") or {}).get(LABEL_TASK)
+                if task:
+                    self._pods.setdefault(task, []).append(pod)
+        return _termination_message(self._pods.get(job, []), phase)
 
-    def _job_task(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> ObservedTask:
+    def _job_task(self, job: dict[str, Any]) -> ObservedTask:
         """A Job as a task; a finished Job that failed (or has no usable metrics) is recorded at once."""
         labels = job["metadata"].get("labels") or {}
         phase: Phase = "final" if labels.get(LABEL_PHASE) == "final" else "cycle"
@@ -141,13 +167,13 @@ class KubernetesBackend:
         conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []}
         complete, failed = conditions.get("Complete"), conditions.get("Failed")
         if complete is not None and complete.get("status") == "True":
-            metrics = parse_metrics(_termination_message(pods, "Succeeded"))
+            metrics = parse_metrics(self._termination_message(task.name, "Succeeded"))
             why = unusable(metrics)
             if why is None:
                 return replace(task, state="succeeded", metrics=metrics)
             return self._record_failure(task, *why, metrics)
         if failed is not None and failed.get("status") == "True":
-            metrics = parse_metrics(_termination_message(pods, "Failed"))
+            metrics = parse_metrics(self._termination_message(task.name, "Failed"))
             message = failed.get("message") or ""
             if metrics is not None and metrics.error:
                 message = f"{message}: {metrics.error}" if message else metrics.error
@@ -171,21 +197,21 @@ class KubernetesBackend:
         )
         if self._append_record(task.phase, task.cycle, record):
             prom.JOBS_FAILED.labels(self.kube.ns, reason).inc()
-            self.kube.event(self.body, "Warning", "TrainingJobFailed", f"{task.name}: {reason}: {message}")
+            self._event("Warning", "TrainingJobFailed", f"{task.name}: {reason}: {message}")
         return replace(task, state="failed", metrics=metrics, reason=reason)
 
     # ---- act ----
     def save_design(self, design: CycleDesign) -> None:
         self._check_cancelled()
         body = cycle_object(self.run.name, "cycle", design.cycle, design, self.owner)
-        if self.kube.create_custom(CYCLES_PLURAL, body):
+        if self._observe_create(self._cycles, self.kube.create_custom(CYCLES_PLURAL, body)):
             names = ", ".join(e.name for e in design.envs) or "no designed envs"
-            self.kube.event(self.body, "Normal", "CycleDesigned", f"cycle {design.cycle}: {names}")
+            self._event("Normal", "CycleDesigned", f"cycle {design.cycle}: {names}")
 
     def record_design_failure(self, cycle: int, error: str, design: CycleDesign | None) -> None:
         self.status = self.status.model_copy(update={"design_failures": self.status.design_failures + 1})
-        self._patch_status({"designFailures": self.status.design_failures})
-        self.kube.event(self.body, "Warning", "DesignFailed", f"cycle {cycle}: {error}")
+        self._event("Warning", "DesignFailed", f"cycle {cycle}: {error}")
+        self.flush()  # at once: a restart must not retry the design for free
 
     def record_outage(self, outage: LLMOutage | None) -> None:
         value = None
@@ -200,21 +226,20 @@ class KubernetesBackend:
                 retry_after_seconds=wait,
                 retry_at=retry_at,
             )
-            self.kube.event(self.body, "Warning", "LLMUnavailable", f"{outage.reason[:900]}; next try at {retry_at}")
+            self._event("Warning", "LLMUnavailable", f"{outage.reason[:900]}; next try at {retry_at}")
         self.status = self.status.model_copy(update={"llm_outage": value})
-        doc = None if value is None else value.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self._patch_status({"llmOutage": doc})
+        self.flush()  # at once: a restart keeps the backoff
 
     def reopen(self, message: str) -> None:
-        old = self.status
-        self._write(old, reopened_status(old, message, self.generation))
+        self.status = reopened_status(self.status, message, self.generation)
 
     def launch(self, task: TrainingTask, attempt: int) -> None:
         self._check_cancelled()
         self._ensure_claim()
-        if self.kube.create_job(job_manifest(self.run, task, attempt, self.owner)):
+        job = job_manifest(self.run, task, attempt, self.owner)
+        if self._observe_create(self._jobs, job if self.kube.create_job(job) else None):
             prom.JOBS_CREATED.labels(self.kube.ns).inc()
-            self.kube.event(self.body, "Normal", "TrainingJobCreated", f"{task.name} (attempt {attempt})")
+            self._event("Normal", "TrainingJobCreated", f"{task.name} (attempt {attempt})")
 
     def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
         task = self._tasks[name]
@@ -228,16 +253,16 @@ class KubernetesBackend:
             finished_at=now(),
         )
         if self._append_record(task.phase, task.cycle, record):
-            self.kube.event(self.body, "Normal", "TrainingJobSucceeded", f"{name}: score {record.score or 'n/a'}")
+            self._event("Normal", "TrainingJobSucceeded", f"{name}: score {record.score or 'n/a'}")
 
     def finish(self, outcome: Finish, summary: RunSummary) -> None:
-        old = self.status
-        progress = progress_status(old, self.run.spec, summary, self.generation, self._claim())
-        new = finished_status(progress, outcome, self.generation)
-        self._write(old, new)
+        progress = progress_status(self.status, self.run.spec, summary, self.generation, self._claim())
+        self.status = finished_status(progress, outcome, self.generation)
+        self.flush()  # the run's end is written before its running Jobs are deleted (never recreated)
         for task in self._tasks.values():
             if task.state == "running":
                 self.kube.delete_job(task.name)
+                self._jobs = None
 
     def publish(self, summary: RunSummary) -> None:
         old = self.status
@@ -262,17 +287,16 @@ class KubernetesBackend:
             prom.CYCLES_COMPLETED.labels(self.kube.ns).inc()
             if k in self._cycle_started:
                 prom.CYCLE_DURATION.labels(self.kube.ns).observe(_elapsed(self._cycle_started[k]) or 0.0)
-        self._write(old, new)
+        self.status = new
 
     def child_create_failed(self, exc: ChildCreateError) -> None:
         """Report a child the API refused to create: condition ChildrenCreated=False and a Warning Event."""
         old = self.status
         conds = set_condition(old.conditions, CHILDREN_CREATED, "False", exc.reason, str(exc), self.generation)
-        new = old.model_copy(update={"conditions": conds})
-        if new.dump() != old.dump():  # one Event per distinct refusal, not one per retry
-            self._patch_status({"conditions": [c.dump() for c in conds]})
-            self.status = new
-            self.kube.event(self.body, "Warning", "ChildCreateFailed", str(exc))
+        self.status = old.model_copy(update={"conditions": conds})
+        if self.status.dump() != old.dump():  # one Event per distinct refusal, not one per retry
+            self._event("Warning", "ChildCreateFailed", str(exc))
+        self.flush()
 
     # ---- helpers ----
     def _claim(self) -> str | None:
@@ -301,12 +325,24 @@ class KubernetesBackend:
         replica) makes it a 409 Conflict, and the status is recomputed from a fresh read, never overwritten."""
         self.version = self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, status, self.version)
 
-    def _write(self, old: RunStatus, new: RunStatus) -> None:
-        if new.dump() != old.dump():
-            self._patch_status(new.model_dump(mode="json", by_alias=True))
-            self.status = new
-            self._announce(old, new)
-        prom.RUNS.update(self.kube.ns, self.run.name, snapshot(self.run, new))
+    def flush(self) -> None:
+        """Write the status (when it changed) and post the Events held back: once at the end of a reconcile, after
+        its children were created, and at once for what must outlive a crash (a design failure, an outage, the
+        run's end, a refused child) and before a design request to the LLM (which may take minutes)."""
+        try:
+            if self.status.dump() != self._written.dump():
+                self._patch_status(self.status.model_dump(mode="json", by_alias=True))
+                self._announce(self._written, self.status)
+                self._written = self.status
+        finally:
+            events, self._events = self._events, []
+            for kind, reason, message in events:
+                self.kube.event(self.body, kind, reason, message)
+        prom.RUNS.update(self.kube.ns, self.run.name, snapshot(self.run, self._written))
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        """An Event about the run, posted at the next ``flush``."""
+        self._events.append((kind, reason, message))
 
     def _announce(self, old: RunStatus, new: RunStatus) -> None:
         """An Event for every condition that changed status (or appeared as True)."""
@@ -316,35 +352,60 @@ class KubernetesBackend:
                 warning = (cond.type == "Failed" and cond.status == "True") or (
                     cond.type in (SUCCEEDED, LLM_AVAILABLE) and cond.status == "False"
                 )
-                self.kube.event(
-                    self.body,
-                    "Warning" if warning else "Normal",
-                    cond.reason,
-                    f"{cond.type}={cond.status}: {cond.message}",
+                self._event(
+                    "Warning" if warning else "Normal", cond.reason, f"{cond.type}={cond.status}: {cond.message}"
                 )
 
     def _append_record(self, phase: Phase, cycle: int, record: TaskRecord) -> bool:
-        """Add a task record to its EnvGenCycle (created if missing); False when it was already there."""
+        """Add a task record to its EnvGenCycle (created if missing); False when it was already there. Patched
+        over the version observed: when another writer came between, read it again and retry."""
         self._check_cancelled()
         name = cycle_object_name(self.run.name, phase, cycle)
-        obj = self.kube.get_custom(CYCLES_PLURAL, name)
+        obj = (self._cycles or {}).get(name)
         if obj is None:
-            self.kube.create_custom(CYCLES_PLURAL, cycle_object(self.run.name, phase, cycle, None, self.owner))
-            obj = self.kube.get_custom(CYCLES_PLURAL, name) or {}
-        status = CycleStatus.model_validate(obj.get("status") or {})
-        if any(r.name == record.name for r in status.tasks):
-            return False
-        tasks = [*status.tasks, record][-256:]
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        self.kube.patch_custom_status(CYCLES_PLURAL, name, {"tasks": [t.dump() for t in tasks]}, version)
-        return True
+            body = cycle_object(self.run.name, phase, cycle, None, self.owner)
+            obj = self.kube.create_custom(CYCLES_PLURAL, body) or self.kube.get_custom(CYCLES_PLURAL, name) or {}
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            status = CycleStatus.model_validate(obj.get("status") or {})
+            if any(r.name == record.name for r in status.tasks):
+                return False
+            tasks = [t.dump() for t in [*status.tasks, record][-MAX_TASK_RECORDS:]]
+            metadata = obj.get("metadata") or {}
+            try:
+                version = self.kube.patch_custom_status(
+                    CYCLES_PLURAL, name, {"tasks": tasks}, metadata.get("resourceVersion")
+                )
+            except ApiException as exc:
+                if exc.status != 409 or attempt == APPEND_ATTEMPTS:
+                    raise
+                obj = self.kube.get_custom(CYCLES_PLURAL, name) or {}
+                continue
+            if self._cycles is not None:
+                self._cycles[name] = {
+                    **obj,
+                    "metadata": {**metadata, "resourceVersion": version},
+                    "status": {**(obj.get("status") or {}), "tasks": tasks},
+                }
+            return True
+        return False
 
     def _ensure_claim(self) -> None:
+        """Create the checkpoint claim before the run's first Job (not before every Job: see ``observe``)."""
         if self._claim_ready:
             return
         if not self.run.spec.checkpoints.claim_name and self.kube.create_claim(claim_manifest(self.run, self.owner)):
-            self.kube.event(self.body, "Normal", "CheckpointClaimCreated", claim_name(self.run))
+            self._event("Normal", "CheckpointClaimCreated", claim_name(self.run))
         self._claim_ready = True
+
+    def _observe_create(self, view: dict[str, dict[str, Any]] | None, created: dict[str, Any] | None) -> bool:
+        """Apply a create to the observed children: the object joins them when this reconcile created it; when
+        its name was taken (another replica), they are listed again. Whether it was created."""
+        if created is None:
+            self._cycles = self._jobs = None
+            return False
+        if view is not None:
+            view[created["metadata"]["name"]] = created
+        return True
 
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
@@ -374,6 +435,10 @@ def _recorded_task(spec: CycleSpec, record: TaskRecord) -> ObservedTask:
         metrics=record.parsed_metrics(),
         reason=record.reason,
     )
+
+
+def _by_name(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {obj["metadata"]["name"]: obj for obj in objs}
 
 
 def _termination_message(pods: list[dict[str, Any]], phase: str) -> str | None:

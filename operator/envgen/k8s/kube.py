@@ -10,7 +10,8 @@ import base64
 import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client
@@ -22,6 +23,7 @@ from .status import now
 log = logging.getLogger(__name__)
 
 MERGE = "application/merge-patch+json"
+T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -86,11 +88,12 @@ class Kube:
         items: list[dict[str, Any]] = listed["items"]
         return [i for i in items if _matches(i.get("metadata", {}).get("labels"), labels)]
 
-    def create_custom(self, plural: str, body: dict[str, Any]) -> bool:
-        """Create; False when the name already exists."""
-        return self._created(
+    def create_custom(self, plural: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; the object as created, None when the name already exists."""
+        created = self._created(
             body, lambda: self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, self.ns, plural, body)
         )
+        return created if isinstance(created, dict) else None
 
     def patch_custom_status(
         self, plural: str, name: str, status: dict[str, Any], resource_version: str | None = None
@@ -122,13 +125,16 @@ class Kube:
         return self._list(self.core.list_namespaced_pod, labels)
 
     def create_job(self, body: Any) -> bool:
-        return self._created(body, lambda: self.batch.create_namespaced_job(self.ns, body))
+        """Create; False when the name already exists."""
+        return self._created(body, lambda: _raw(self.batch.create_namespaced_job, self.ns, body)) is not None
 
     def delete_job(self, name: str) -> None:
         self._deleted(lambda: self.batch.delete_namespaced_job(name, self.ns, propagation_policy="Background"))
 
     def create_claim(self, body: Any) -> bool:
-        return self._created(body, lambda: self.core.create_namespaced_persistent_volume_claim(self.ns, body))
+        """Create; False when the name already exists."""
+        create = self.core.create_namespaced_persistent_volume_claim
+        return self._created(body, lambda: _raw(create, self.ns, body)) is not None
 
     def delete_claim(self, name: str) -> None:
         self._deleted(lambda: self.core.delete_namespaced_persistent_volume_claim(name, self.ns))
@@ -169,29 +175,28 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(self.ns, body)
+            _raw(self.core.create_namespaced_event, self.ns, body)
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             log.warning("could not post event %s on %s: %s", reason, md["name"], exc)
 
     # ---- plumbing ----
     def _list(self, list_fn: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        # The raw JSON: the client's model objects cost far more CPU than the request itself.
-        result = json.loads(list_fn(self.ns, label_selector=selector, _preload_content=False).data)
+        result = json.loads(_raw(list_fn, self.ns, label_selector=selector))
         return [i for i in result.get("items") or [] if _matches(i.get("metadata", {}).get("labels"), labels)]
 
     @staticmethod
-    def _created(body: dict[str, Any], create: Any) -> bool:
-        """Run a create: False when the name exists; ChildCreateError when refused for good (not retryable)."""
+    def _created(body: dict[str, Any], create: Callable[[], T]) -> T | None:
+        """Run a create: its reply, None when the name exists; ChildCreateError when refused for good (not
+        retryable)."""
         try:
-            create()
+            return create()
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             if transient(exc):
                 raise
             raise ChildCreateError(body["kind"], body["metadata"]["name"], exc) from exc
-        return True
 
     @staticmethod
     def _deleted(delete: Any) -> None:
@@ -200,6 +205,12 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def _raw(call: Any, *args: Any, **kwargs: Any) -> bytes:
+    """An API call's reply as raw JSON bytes: the client's model objects cost far more CPU than the request."""
+    data: bytes = call(*args, _preload_content=False, **kwargs).data
+    return data
 
 
 def _matches(have: dict[str, str] | None, want: dict[str, str]) -> bool:

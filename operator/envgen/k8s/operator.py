@@ -13,6 +13,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import kopf
@@ -86,7 +87,9 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """Observe, decide, act: create what is missing, record what finished, publish status."""
         assert namespace is not None  # EnvGenRun is namespaced
         try:
-            retry = await asyncio.to_thread(reconcile, cfg.api, namespace, name, cfg.guards, cfg.sessions)
+            retry = await asyncio.to_thread(
+                reconcile, cfg.api, namespace, name, cfg.guards, cfg.sessions, skip_within=cfg.interval_seconds
+            )
         except RunGone:
             return
         except Exception as exc:
@@ -99,22 +102,25 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     waiting: set[tuple[str, str]] = set()
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT}, when=job_finished, registry=registry)
-    async def job_finished_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    async def job_finished_event(namespace: str | None, labels: kopf.Labels, uid: str | None, **_: Any) -> None:
         """A training Job finished: reconcile its run now, not at the next timer tick (the timer stays the safety
-        net). Jobs that finish together, or while a reconcile is in flight, cost one more reconcile, not one each."""
+        net). Jobs that finish together, or while a reconcile is in flight, cost one more reconcile, not one each;
+        a Job's later events (status updates, its deletion) none once its finish was reconciled."""
         assert namespace is not None
         key = (namespace, str(labels[LABEL_RUN]))
-        if key in waiting:
+        guard = cfg.guards.get(*key)
+        if key in waiting or uid in guard.finished_jobs:
             return
         waiting.add(key)
         try:
-            lock = cfg.guards.get(*key)[0]
-            while lock.locked():  # wait here, not in a worker thread, for the reconcile in flight
+            while guard.lock.locked():  # wait here, not in a worker thread, for the reconcile in flight
                 await asyncio.sleep(0.05)
         finally:
             waiting.discard(key)
         try:
-            await asyncio.get_running_loop().run_in_executor(events, reconcile, cfg.api, *key, cfg.guards, cfg.sessions)
+            await asyncio.get_running_loop().run_in_executor(
+                events, partial(reconcile, cfg.api, *key, cfg.guards, cfg.sessions, finished_job=uid)
+            )
         except RunGone:
             pass
         except Exception as exc:  # the timer retries with backoff

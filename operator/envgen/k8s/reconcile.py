@@ -1,20 +1,25 @@
 """One reconcile of one EnvGenRun, and the cleanup of a deleted one. Blocking code: run it off the event loop.
 
 A per-run guard keeps a cleanup from racing a reconcile that is still in flight: deletion first marks the run
-cancelled (no new children), then waits for the reconcile to end, then deletes the children.
+cancelled (no new children), then waits for the reconcile to end, then deletes the children. It also spares
+reconciles that would find nothing new: a Job's later events once its finish was reconciled, and timer ticks
+right after a Job event's reconcile.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 
 from ..driver import step
 from ..engine import REOPENABLE
-from ..spec import SpecError, parse_run
+from ..spec import EnvGenRun, SpecError, parse_run
 from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .backend import KubernetesBackend, read_status, snapshot
@@ -27,16 +32,26 @@ CLEANUP_WAIT_SECONDS = 60.0
 ROUNDS = 4  # rounds per reconcile: record a finished cycle, design the next, create its Jobs
 
 
+@dataclass
+class RunGuard:
+    """What the operator holds in memory about one run (an optimisation only: a restart starts empty)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    event_reconciled_at: float = -math.inf  # time.monotonic() at the end of the last reconcile after a Job event
+    finished_jobs: set[str] = field(default_factory=set)  # uids of finished Jobs reconciled since they finished
+
+
 class Guards:
-    """Per-run locks and cancellation flags, shared by the reconcile and cleanup handlers."""
+    """Per-run guards, shared by the reconcile and cleanup handlers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[tuple[str, str], tuple[threading.Lock, threading.Event]] = {}
+        self._runs: dict[tuple[str, str], RunGuard] = {}
 
-    def get(self, namespace: str, name: str) -> tuple[threading.Lock, threading.Event]:
+    def get(self, namespace: str, name: str) -> RunGuard:
         with self._lock:
-            return self._runs.setdefault((namespace, name), (threading.Lock(), threading.Event()))
+            return self._runs.setdefault((namespace, name), RunGuard())
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
@@ -44,52 +59,90 @@ class Guards:
 
 
 def reconcile(
-    api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    guards: Guards,
+    sessions: DesignerSessions,
+    *,
+    finished_job: str | None = None,
+    skip_within: float = 0.0,
 ) -> str | None:
     """Observe, decide and act for a run until it waits on something (at most ``ROUNDS`` rounds: a finished
     cycle is recorded, the next designed and its Jobs created in one reconcile), designing with its session in
-    ``sessions`` (closed once the run has ended). Returns why to retry after a delay, or None."""
-    lock, cancelled = guards.get(namespace, name)
-    with lock:
-        if cancelled.is_set():
-            return None
-        kube = Kube(api, namespace)
-        body = kube.get_custom(RUNS_PLURAL, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return None
-        doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-        try:
-            run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
-        except SpecError as exc:
-            _reject(kube, body, str(exc))
-            return None
-        status = read_status(body)
-        generation = int(body["metadata"].get("generation") or 1)
-        failed = condition(status.conditions, FAILED)
-        reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
-        if ended(status) is not None and status.observed_generation == generation and not reopenable:
-            sessions.close(namespace, name)
-            prom.RUNS.update(namespace, name, snapshot(run, status))
-            return None
-        designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
-        backend = KubernetesBackend(kube, body, run, designer, cancelled)
-        observed = None
-        for _ in range(ROUNDS):
-            try:
-                result = step(run, designer, backend, observed)
-            except ChildCreateError as exc:
-                log.warning("run %s/%s: %s", namespace, name, exc)
-                backend.child_create_failed(exc)
-                return str(exc)
-            if result.observed.finished:
-                sessions.close(namespace, name)
-                return None
-            if designer.outcome is not None and not designer.outcome.available:
-                return "the design failed"
-            if not result.actions or cancelled.is_set():
-                return None
-            observed = result.observed
+    ``sessions`` (closed once the run has ended). Returns why to retry after a delay, or None.
+
+    After a Job event (``finished_job``: the finished Job's uid) nothing is done when a reconcile has already
+    seen that Job finished; a timer tick does nothing when a Job event's reconcile ended less than
+    ``skip_within`` seconds ago (the timer is the safety net, not the pace of a busy run)."""
+    guard = guards.get(namespace, name)
+    if finished_job in guard.finished_jobs:
         return None
+    with guard.lock:
+        if guard.cancelled.is_set() or finished_job in guard.finished_jobs:
+            return None
+        if time.monotonic() - guard.event_reconciled_at < skip_within:
+            return None
+        retry = _reconcile(Kube(api, namespace), name, guard.cancelled, sessions)
+        if retry is None and finished_job is not None:
+            guard.finished_jobs.add(finished_job)
+            guard.event_reconciled_at = time.monotonic()
+        return retry
+
+
+def _reconcile(kube: Kube, name: str, cancelled: threading.Event, sessions: DesignerSessions) -> str | None:
+    namespace = kube.ns
+    body = kube.get_custom(RUNS_PLURAL, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    try:
+        run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
+    except SpecError as exc:
+        _reject(kube, body, str(exc))
+        return None
+    status = read_status(body)
+    generation = int(body["metadata"].get("generation") or 1)
+    failed = condition(status.conditions, FAILED)
+    reopenable = failed is not None and failed.status == "True" and failed.reason in REOPENABLE
+    if ended(status) is not None and status.observed_generation == generation and not reopenable:
+        sessions.close(namespace, name)
+        prom.RUNS.update(namespace, name, snapshot(run, status))
+        return None
+    designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
+    backend = KubernetesBackend(kube, body, run, designer, cancelled)
+    designer.before_llm = backend.flush
+    try:
+        return _rounds(run, designer, backend, sessions, cancelled)
+    finally:
+        backend.flush()  # the status and Events once, after the children: not in every round
+
+
+def _rounds(
+    run: EnvGenRun,
+    designer: RunDesigner,
+    backend: KubernetesBackend,
+    sessions: DesignerSessions,
+    cancelled: threading.Event,
+) -> str | None:
+    namespace, name = backend.kube.ns, run.name
+    observed = None
+    for _ in range(ROUNDS):
+        try:
+            result = step(run, designer, backend, observed)
+        except ChildCreateError as exc:
+            log.warning("run %s/%s: %s", namespace, name, exc)
+            backend.child_create_failed(exc)
+            return str(exc)
+        if result.observed.finished:
+            sessions.close(namespace, name)
+            return None
+        if designer.outcome is not None and not designer.outcome.available:
+            return "the design failed"
+        if not result.actions or cancelled.is_set():
+            return None
+        observed = result.observed
+    return None
 
 
 def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
@@ -113,9 +166,9 @@ def cleanup(
 ) -> None:
     """Close a deleted run's designer session and delete its Jobs, EnvGenCycles and the claim created for it.
     Best effort: errors are logged only."""
-    lock, cancelled = guards.get(namespace, name)
-    cancelled.set()
-    acquired = lock.acquire(timeout=CLEANUP_WAIT_SECONDS)
+    guard = guards.get(namespace, name)
+    guard.cancelled.set()
+    acquired = guard.lock.acquire(timeout=CLEANUP_WAIT_SECONDS)
     try:
         sessions.close(namespace, name)
         kube = Kube(api, namespace)
@@ -136,7 +189,7 @@ def cleanup(
                 log.warning("could not delete %s of run %s/%s: %s", child, namespace, name, exc)
     finally:
         if acquired:
-            lock.release()
+            guard.lock.release()
         guards.forget(namespace, name)
         prom.RUNS.drop(namespace, name)
 
