@@ -322,8 +322,24 @@ class KubernetesBackend:
 
     def _patch_status(self, status: dict[str, Any]) -> None:
         """Patch the run's status over the version this reconcile knows: a writer that came between (another
-        replica) makes it a 409 Conflict, and the status is recomputed from a fresh read, never overwritten."""
-        self.version = self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, status, self.version)
+        replica) makes it a 409 Conflict, and the status is recomputed from a fresh read, never overwritten. A
+        conflict that left the status and spec as they were (Kopf's finalizer, annotations, labels) is no
+        conflict: the patch is made again over the new version."""
+        try:
+            self.version = self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, status, self.version)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            fresh = self.kube.get_custom(RUNS_PLURAL, self.run.name)
+            if fresh is None:
+                raise RunGone(self.run.name) from None
+            md = fresh["metadata"]
+            same = (
+                read_status(fresh).dump() == self._written.dump() and int(md.get("generation") or 1) == self.generation
+            )
+            if not same or md.get("deletionTimestamp"):
+                raise
+            self.version = self.kube.patch_custom_status(RUNS_PLURAL, self.run.name, status, md["resourceVersion"])
 
     def flush(self) -> None:
         """Write the status (when it changed) and post the Events held back: once at the end of a reconcile, after
