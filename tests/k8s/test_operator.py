@@ -287,24 +287,61 @@ async def test_a_cycle_costs_a_few_api_requests(cluster: Cluster, player: JobPla
 
 
 async def test_reconciles_that_would_find_nothing_new_make_no_requests(cluster: Cluster) -> None:
-    """A Job's later events once a reconcile saw it finished, and a timer tick right after a Job event's
-    reconcile, cost no API request; another tick does."""
+    """A Job's later events once a reconcile saw it finished, and timer ticks while the run waits on its Job at
+    the version the last reconcile left it, cost no API request; a tick at another version (another writer),
+    after a running Job's deletion, or past the resync reconciles."""
     api, tally = counting_client(cluster)
     guards, sessions = Guards(), DesignerSessions()
-    await cluster.create_run("quiet", small_spec(suspend=True))
+    await cluster.create_run("quiet", small_spec())
     ns = cluster.namespace
+
+    async def tick(version: str | None = None, resync: float = 600.0) -> int:
+        """A timer tick at ``version`` (the run's as watched, by default); the requests it made."""
+        if version is None:
+            run = await cluster.run("quiet")
+            assert run is not None
+            version = run["metadata"]["resourceVersion"]
+        before = sum(tally.values())
+        retry = await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, version=version, resync=resync)
+        assert retry is None
+        return sum(tally.values()) - before
+
     try:
         assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, finished_job="uid-1") is None
         made = sum(tally.values())
-        assert made > 0
+        assert tally["POST jobs"] == 1 and made > 1, tally  # the first cycle's Job: the run waits on it
         assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, finished_job="uid-1") is None
-        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, skip_within=600) is None
         assert sum(tally.values()) == made, tally
-        assert await asyncio.to_thread(reconcile, api, ns, "quiet", guards, sessions, skip_within=0) is None
-        assert sum(tally.values()) > made, tally
+        assert await tick() == 0, tally
+        assert await tick("another writer's") > 0, tally
+        assert await tick() == 0, tally  # quiet again at the version it read
+        guards.get(ns, "quiet").changes += 1  # what a running Job's deletion event does
+        assert await tick() > 0, tally
+        assert await tick() == 0, tally
+        assert await tick(resync=0.0) > 0, tally
+        assert tally["POST jobs"] == 1, tally
     finally:
         sessions.close_all()
         api.close()
+
+
+async def test_a_deleted_running_job_is_created_again(
+    cluster: Cluster, operator: OperatorProcess, player: JobPlayer
+) -> None:
+    """A run that waits on its Job skips its timer ticks; the Job's deletion makes the next tick create it again."""
+    await cluster.create_run("gone", small_spec(cycles=1))
+    job = (await cluster.wait_jobs("gone", {"gone-c1-s0"}, timeout=60))["gone-c1-s0"]
+    await asyncio.sleep(1.0)  # several timer ticks: the run is quiet
+    await call(cluster.batch.delete_namespaced_job, "gone-c1-s0", cluster.namespace, propagation_policy="Background")
+
+    async def recreated() -> bool:
+        jobs = await cluster.jobs("gone")
+        again = jobs.get("gone-c1-s0")
+        return again is not None and again["metadata"]["uid"] != job["metadata"]["uid"]
+
+    await eventually(recreated, what="the deleted Job created again", timeout=30)
+    await player.succeed((await cluster.jobs("gone"))["gone-c1-s0"])
+    await cluster.wait_jobs("gone", {"gone-c1-s0", "gone-final-s0"}, timeout=30)
 
 
 @pytest.mark.parametrize("between", ["label", "status"])

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ..contracts import CycleDesign, Phase, TrainingMetrics, TrainingTask
-from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, next_retry_at, unusable
+from ..engine import REOPENABLE, Finish, LLMOutage, Observed, ObservedTask, RunSummary, next_retry_at, unusable
 from ..spec import EnvGenRun
 from . import CYCLES_PLURAL, LABEL_ATTEMPT, LABEL_CYCLE, LABEL_PHASE, LABEL_RUN, LABEL_SEED, LABEL_TASK, RUNS_PLURAL
 from . import metrics as prom
@@ -297,6 +297,20 @@ class KubernetesBackend:
         if self.status.dump() != old.dump():  # one Event per distinct refusal, not one per retry
             self._event("Warning", "ChildCreateFailed", str(exc))
         self.flush()
+
+    def waits_on_events(self) -> bool:
+        """Whether the run, as this reconcile leaves it, waits only on what an event announces: it has ended, or
+        its Jobs run (none waits for admission) with no LLM outage to retry and no active deadline to watch."""
+        if ended(self._written) is not None:
+            failed = condition(self._written.conditions, FAILED)
+            return failed is None or failed.status != "True" or failed.reason not in REOPENABLE
+        running = any(t.state == "running" for t in self._tasks.values())
+        return (
+            running
+            and not self._queued
+            and self._written.llm_outage is None
+            and self.run.spec.active_deadline_seconds is None
+        )
 
     # ---- helpers ----
     def _claim(self) -> str | None:

@@ -1,7 +1,8 @@
 """The Kopf operator: thin, level-based handlers over ``reconcile``, its settings, and the entry point.
 
-One timer per EnvGenRun recomputes everything from the API each tick, and a training Job that finishes
-reconciles its run at once (the next Job follows in well under a second). The blocking work (API calls, the
+One timer per EnvGenRun recomputes everything from the API each tick (a run that waits on its Jobs, as the last
+reconcile left it, at most once a ``resync_seconds``), and a training Job that finishes reconciles its run at once
+(the next Job follows in well under a second). The blocking work (API calls, the
 LLM) runs in a worker thread, never on the event loop. Transient failures become ``TemporaryError`` retries
 with a delay; an invalid spec is a permanent ``Failed`` condition with reason ``InvalidSpec``.
 """
@@ -35,6 +36,7 @@ class OperatorConfig:
 
     api: client.ApiClient
     interval_seconds: float = 10.0
+    resync_seconds: float = 60.0  # the longest a timer skips a quiet run (see ``RunGuard.is_quiet``)
     retry_delay_seconds: float = 30.0
     watch_server_timeout_seconds: int = 300
     namespaced: bool = False  # only named namespaces (a Role each): no cluster-wide namespace or CRD watches
@@ -83,12 +85,21 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     events = ThreadPoolExecutor(cfg.event_workers, "envgen-job-event")
 
     @kopf.timer(API_GROUP, API_VERSION, RUNS_PLURAL, id="reconcile", interval=cfg.interval_seconds, registry=registry)
-    async def reconcile_run(namespace: str | None, name: str, **_: Any) -> None:
-        """Observe, decide, act: create what is missing, record what finished, publish status."""
+    async def reconcile_run(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+        """Observe, decide, act: create what is missing, record what finished, publish status (nothing while the
+        run waits on its Jobs and is as the last reconcile left it)."""
         assert namespace is not None  # EnvGenRun is namespaced
+        version = meta.get("resourceVersion")
         try:
             retry = await asyncio.to_thread(
-                reconcile, cfg.api, namespace, name, cfg.guards, cfg.sessions, skip_within=cfg.interval_seconds
+                reconcile,
+                cfg.api,
+                namespace,
+                name,
+                cfg.guards,
+                cfg.sessions,
+                version=version,
+                resync=cfg.resync_seconds,
             )
         except RunGone:
             return
@@ -101,15 +112,23 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
 
     waiting: set[tuple[str, str]] = set()
 
-    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT}, when=job_finished, registry=registry)
-    async def job_finished_event(namespace: str | None, labels: kopf.Labels, uid: str | None, **_: Any) -> None:
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT}, when=job_event_matters, registry=registry)
+    async def job_finished_event(
+        namespace: str | None, labels: kopf.Labels, uid: str | None, status: kopf.Status, **_: Any
+    ) -> None:
         """A training Job finished: reconcile its run now, not at the next timer tick (the timer stays the safety
         net). Jobs that finish together, or while a reconcile is in flight, cost one more reconcile, not one each;
-        a Job's later events (status updates, its deletion) none once its finish was reconciled."""
+        a Job's later events (status updates, its deletion) none once its finish was reconciled. A running Job
+        deleted makes its run's next timer tick reconcile."""
         assert namespace is not None
         key = (namespace, str(labels[LABEL_RUN]))
         guard = cfg.guards.get(*key)
-        if key in waiting or uid in guard.finished_jobs:
+        if uid in guard.finished_jobs:
+            return
+        if not job_finished(status):
+            guard.changes += 1
+            return
+        if key in waiting:
             return
         waiting.add(key)
         try:
@@ -143,19 +162,27 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     return registry
 
 
+def job_event_matters(status: kopf.Status, type: str | None, **_: Any) -> bool:
+    """Whether a Job event may change its run's next decision: the Job finished, or it was deleted."""
+    return job_finished(status) or type == "DELETED"
+
+
 def job_finished(status: kopf.Status, **_: Any) -> bool:
     """Whether a Job has ended: its Complete or Failed condition is True."""
     conditions = status.get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
-def make_api_client() -> client.ApiClient:
-    """An API client from the in-cluster service account, else from the kubeconfig."""
+def make_api_client(connections: int = OperatorConfig.workers + OperatorConfig.event_workers) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig, that keeps a connection per
+    reconcile thread (its default, 5 per core, makes the threads past it connect anew for every request)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        return config.new_client_from_config()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def run(namespaces: list[str], metrics_port: int, liveness_port: int | None) -> None:

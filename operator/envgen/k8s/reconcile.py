@@ -3,13 +3,12 @@
 A per-run guard keeps a cleanup from racing a reconcile that is still in flight: deletion first marks the run
 cancelled (no new children), then waits for the reconcile to end, then deletes the children. It also spares
 reconciles that would find nothing new: a Job's later events once its finish was reconciled, and timer ticks
-right after a Job event's reconcile.
+while a run waits on what an event announces (``RunGuard.quiet``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,8 +37,19 @@ class RunGuard:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    event_reconciled_at: float = -math.inf  # time.monotonic() at the end of the last reconcile after a Job event
     finished_jobs: set[str] = field(default_factory=set)  # uids of finished Jobs reconciled since they finished
+    changes: int = 0  # Job events that may change a decision without a reconcile of their own (a deletion)
+    # (run resourceVersion, ``changes``, time.monotonic()) as the last reconcile left a run that waits only on what
+    # an event announces (its Jobs finishing, a change to the run); None: the next timer tick reconciles.
+    quiet: tuple[str, int, float] | None = None
+
+    def is_quiet(self, version: str | None, resync: float) -> bool:
+        """Whether a timer tick would find nothing new: the run is at the version the last reconcile left it
+        waiting, no Job event came since, and that was less than ``resync`` seconds ago (the safety net)."""
+        if self.quiet is None or version is None:
+            return False
+        at_version, changes, at = self.quiet
+        return at_version == version and changes == self.changes and time.monotonic() - at < resync
 
 
 class Guards:
@@ -66,41 +76,47 @@ def reconcile(
     sessions: DesignerSessions,
     *,
     finished_job: str | None = None,
-    skip_within: float = 0.0,
+    version: str | None = None,
+    resync: float = 0.0,
 ) -> str | None:
     """Observe, decide and act for a run until it waits on something (at most ``ROUNDS`` rounds: a finished
     cycle is recorded, the next designed and its Jobs created in one reconcile), designing with its session in
     ``sessions`` (closed once the run has ended). Returns why to retry after a delay, or None.
 
     After a Job event (``finished_job``: the finished Job's uid) nothing is done when a reconcile has already
-    seen that Job finished; a timer tick does nothing when a Job event's reconcile ended less than
-    ``skip_within`` seconds ago (the timer is the safety net, not the pace of a busy run)."""
+    seen that Job finished; a timer tick (``version``: the run's resourceVersion as watched) does nothing while
+    the run is quiet (``RunGuard.is_quiet``; the timer is the safety net, not the pace of a run)."""
     guard = guards.get(namespace, name)
     if finished_job in guard.finished_jobs:
         return None
     with guard.lock:
         if guard.cancelled.is_set() or finished_job in guard.finished_jobs:
             return None
-        if time.monotonic() - guard.event_reconciled_at < skip_within:
+        if finished_job is None and guard.is_quiet(version, resync):
             return None
-        retry = _reconcile(Kube(api, namespace), name, guard.cancelled, sessions)
+        changes, guard.quiet = guard.changes, None
+        retry, quiet_at = _reconcile(Kube(api, namespace), name, guard.cancelled, sessions)
         if retry is None and finished_job is not None:
             guard.finished_jobs.add(finished_job)
-            guard.event_reconciled_at = time.monotonic()
+        if retry is None and quiet_at is not None:
+            guard.quiet = (quiet_at, changes, time.monotonic())
         return retry
 
 
-def _reconcile(kube: Kube, name: str, cancelled: threading.Event, sessions: DesignerSessions) -> str | None:
+def _reconcile(
+    kube: Kube, name: str, cancelled: threading.Event, sessions: DesignerSessions
+) -> tuple[str | None, str | None]:
+    """One reconcile: why to retry (or None), and the run's resourceVersion when it is left quiet (or None)."""
     namespace = kube.ns
     body = kube.get_custom(RUNS_PLURAL, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
-        return None
+        return None, None
     doc = {k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
     try:
         run = parse_run(doc, f"EnvGenRun {namespace}/{name}")
     except SpecError as exc:
         _reject(kube, body, str(exc))
-        return None
+        return None, None
     status = read_status(body)
     generation = int(body["metadata"].get("generation") or 1)
     failed = condition(status.conditions, FAILED)
@@ -108,14 +124,15 @@ def _reconcile(kube: Kube, name: str, cancelled: threading.Event, sessions: Desi
     if ended(status) is not None and status.observed_generation == generation and not reopenable:
         sessions.close(namespace, name)
         prom.RUNS.update(namespace, name, snapshot(run, status))
-        return None
+        return None, body["metadata"].get("resourceVersion")  # ended: only a change to its spec reopens it
     designer = RunDesigner(run, kube, sessions, str(body["metadata"].get("uid") or ""))
     backend = KubernetesBackend(kube, body, run, designer, cancelled)
     designer.before_llm = backend.flush
     try:
-        return _rounds(run, designer, backend, sessions, cancelled)
+        retry = _rounds(run, designer, backend, sessions, cancelled)
     finally:
         backend.flush()  # the status and Events once, after the children: not in every round
+    return retry, backend.version if backend.waits_on_events() else None
 
 
 def _rounds(
