@@ -11,7 +11,7 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
-	.venv/bin/pytest -n 2 --durations=25
+	.venv/bin/pytest -n 2 --maxschedchunk 1 --durations=25
 
 lint:
 	.venv/bin/ruff check .

@@ -34,6 +34,16 @@ def stub_llm() -> Iterator[StubLLM]:
     stub.close()
 
 
+def _minutes(item: pytest.Item) -> float:
+    """A test's expected length for scheduling: ``slow(minutes=N)`` (a loaded 2-core machine), else 0.5 for a
+    real-LLM test, else 0."""
+    slow = item.get_closest_marker("slow")
+    if slow is not None:
+        return float(slow.kwargs.get("minutes", 1))
+    return 0.5 if item.get_closest_marker("llm") is not None else 0.0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long end-to-end tests first: under ``-n 2`` they overlap the many short ones instead of ending last."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest tests first: under ``-n 2`` (one test at a time per worker, ``--maxschedchunk 1``) they start
+    on both workers at once and overlap the many short ones instead of queueing on one or ending last."""
+    items.sort(key=_minutes, reverse=True)

@@ -193,7 +193,7 @@ class BrokenDesigner(NoDesigner):
 
 
 def test_session_stops_the_embedded_model_when_its_designer_fails_to_close(tmp_path: Path) -> None:
-    server = FakeEmbedded(state_dir=tmp_path)
+    server = FakeEmbedded(tmp_path)
     session = DesignerSession(local_plan(spec("none")), BrokenDesigner(), None, server)
     with pytest.raises(RuntimeError, match="close failed"):
         session.close()
@@ -213,7 +213,7 @@ def test_baseline_session_closes_without_resources(kind: str) -> None:
 class FakeEmbedded:
     started: ClassVar[list[FakeEmbedded]] = []
 
-    def __init__(self, *, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.stopped = False
 
@@ -234,7 +234,7 @@ def test_embedded_endpoint_starts_with_the_session_and_stops_on_close(
 ) -> None:
     import envgen.llm.embedded
 
-    monkeypatch.setattr(envgen.llm.embedded, "EmbeddedLLM", FakeEmbedded)
+    monkeypatch.setattr(envgen.llm.embedded, "SharedEmbeddedLLM", FakeEmbedded)
     session = open_session(local_plan(spec(), embedded=tmp_path / "llm-server"))
     (server,) = FakeEmbedded.started
     assert server.state_dir == tmp_path / "llm-server"

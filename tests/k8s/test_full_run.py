@@ -13,7 +13,7 @@ from envgen.k8s.metrics import REGISTRY
 
 from .harness import Cluster, JobPlayer, OperatorProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.llm]
+pytestmark = [pytest.mark.slow(minutes=8), pytest.mark.llm]
 
 
 def full_spec(base_url: str) -> dict[str, Any]:

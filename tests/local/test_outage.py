@@ -14,7 +14,7 @@ import pytest
 import yaml
 from llm.stub import StubLLM, crafter_answer, error, free_port, streamed
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(minutes=3)
 RUN = "outage"
 API_KEY = "sk-envgen-test-0123456789abcdef-do-not-leak"
 

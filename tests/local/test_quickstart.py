@@ -19,7 +19,7 @@ from envgen.achievements import ACHIEVEMENTS
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "qs-test"
 
-pytestmark = [pytest.mark.slow, pytest.mark.llm]
+pytestmark = [pytest.mark.slow(minutes=12), pytest.mark.llm]
 
 
 def small_quickstart(tmp_path: Path) -> Path:

@@ -22,7 +22,7 @@ def test_welch_and_bootstrap() -> None:
     assert 8.0 <= lo < 10.0 < hi <= 12.0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=5)
 def test_smoke_profile_writes_results_tables_and_plots(tmp_path: Path) -> None:
     cmd = [
         sys.executable,

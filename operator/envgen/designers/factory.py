@@ -42,7 +42,8 @@ class SetupError(DesignError):
 
 @dataclass(frozen=True)
 class Embedded:
-    """The embedded model as the endpoint, started when the session opens; its pid and log go to ``state_dir``."""
+    """The embedded model as the endpoint: the machine's shared server (one per user, ``SharedEmbeddedLLM``),
+    joined or started when the session opens; its keeper's record, locks and log live in ``state_dir``."""
 
     state_dir: Path
 
@@ -169,9 +170,9 @@ def open_session(
     server: Any = None
     url = llm.endpoint
     if isinstance(url, Embedded):
-        from ..llm.embedded import EmbeddedLLM
+        from ..llm.embedded import SharedEmbeddedLLM
 
-        server = EmbeddedLLM(state_dir=url.state_dir).start()
+        server = SharedEmbeddedLLM(url.state_dir).start()
         url = server.base_url
     try:
         settings = LLMSettings.from_spec(llm.spec, base_url=url, api_key=llm.api_key)

@@ -309,8 +309,14 @@ def _lock(path: Path, mode: int) -> IO[bytes]:
     return handle
 
 
+def shared_dir() -> Path:
+    """Where the shared server's keeper keeps its record, locks and log."""
+    return cache_dir() / SHARED_DIR
+
+
 class SharedEmbeddedLLM:
-    """One embedded server per machine and user, shared by every process holding a lease (test sessions).
+    """One embedded server per machine and user, shared by every process holding a lease (``envgen run``s at
+    once, test sessions).
 
     A lease is a shared ``flock`` on ``users.lock``: the kernel drops it when its holder exits, even by SIGKILL.
     The first holder starts a keeper process (``python -m envgen.llm.embedded keep DIR``) that runs the server
@@ -319,7 +325,7 @@ class SharedEmbeddedLLM:
     """
 
     def __init__(self, directory: str | Path | None = None, ready_timeout_seconds: float = 120.0) -> None:
-        self.directory = Path(directory) if directory is not None else cache_dir() / SHARED_DIR
+        self.directory = Path(directory) if directory is not None else shared_dir()
         self.ready_timeout_seconds = ready_timeout_seconds
         self.base_url: str | None = None
         self._lease: IO[bytes] | None = None

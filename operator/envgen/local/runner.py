@@ -62,11 +62,12 @@ class LocalDesigner:
         return design
 
     def _open(self) -> DesignerSession:
+        from ..llm.embedded import shared_dir
         from ..llm.records import DirectoryRecordStore
 
-        plan = local_plan(self.run.spec, embedded=self.rundir.root / "llm-server")
+        plan = local_plan(self.run.spec, embedded=shared_dir())
         if plan.embedded:
-            self.progress.note("starting the embedded LLM (SmolLM2-135M on llama.cpp)")
+            self.progress.note("starting or joining the embedded LLM (SmolLM2-135M on llama.cpp)")
         return open_session(plan, records=DirectoryRecordStore(self.rundir.llm_records), on_progress=self.progress.llm)
 
     def close(self) -> None:
