@@ -64,14 +64,14 @@ def main() -> None:
         print(json.dumps(one_trainer(*args.one)))
         return
     cores = usable_cores()
-    results: dict[str, list[float]] = {"1": [], str(cores): []}
+    one: list[float] = []  # ENVGEN_TORCH_THREADS=1
+    every: list[float] = []  # a trainer's default: every usable core
     for _ in range(args.rounds):
-        for threads in (1, None):
-            results["1" if threads == 1 else str(cores)].append(together(args.trainers, threads, args.steps))
-    for threads, rates in results.items():
+        one.append(together(args.trainers, 1, args.steps))
+        every.append(together(args.trainers, None, args.steps))
+    for threads, rates in ((1, one), (cores, every)):
         print(f"{args.trainers} trainers x {threads} torch thread(s): " + ", ".join(f"{r:.0f}" for r in rates))
-    one, many = (sum(r) / len(r) for r in results.values())
-    print(f"ratio 1 thread / {cores} threads: {one / many:.2f}x")
+    print(f"ratio 1 thread / {cores} threads: {sum(one) / sum(every):.2f}x")
 
 
 if __name__ == "__main__":

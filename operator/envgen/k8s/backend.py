@@ -259,10 +259,11 @@ class KubernetesBackend:
         progress = progress_status(self.status, self.run.spec, summary, self.generation, self._claim())
         self.status = finished_status(progress, outcome, self.generation)
         self.flush()  # the run's end is written before its running Jobs are deleted (never recreated)
-        for task in self._tasks.values():
-            if task.state == "running":
-                self.kube.delete_job(task.name)
-                self._jobs = None
+        running = [t.name for t in self._tasks.values() if t.state == "running"]
+        for name in running:
+            self.kube.delete_job(name)
+        if running:
+            self._jobs = None  # list them again
 
     def publish(self, summary: RunSummary) -> None:
         old = self.status
