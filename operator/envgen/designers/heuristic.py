@@ -4,15 +4,20 @@ For a game whose catalogue has one practice env per skill (Crafter): a skill is 
 manages each of its direct prerequisites (success >= REACH_PERCENT in the last feedback; cycle 1 counts
 everything as 0 %). The ``numEnvs`` weakest reachable skills (ties: the shallower skill, then the game's order)
 each get their practice environment, which hands out the skill's prerequisites as starting items, pre-placed
-objects and biome. One slot in four reaches one step further ahead: the shallowest skill just beyond the frontier
-(its prerequisites themselves reachable), whose practice env hands out what the agent cannot yet make, so deep
-tools (stone and iron) get practised before the agent gets there alone. For a game with a level ladder of one
-skill (Heist), the heuristic picks the stretch of the ladder that matches the agent's success rate.
+objects and biome. Half the slots reach one step further ahead: the shallowest skills just beyond the frontier
+(their prerequisites themselves reachable), whose practice envs hand out what the agent cannot yet make, so deep
+tools (stone and iron) get practised before the agent gets there alone. A skill that was practised and whose
+real-game success has not risen by ``STALL_POINTS`` since is set aside while other skills are left (in the
+science benchmark's first version, defeat_skeleton and eat_plant took two slots of four in every cycle and never
+moved). For a game with a level ladder of one skill (Heist), the heuristic picks the stretch of the ladder that
+matches the agent's success rate.
 """
 
 from __future__ import annotations
 
-from ..contracts import CycleDesign, CycleFeedback, DesignRequest
+from collections.abc import Collection
+
+from ..contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest
 from ..games import GAMES, CatalogueEnv, Game
 from ..games import game as game_of
 from ..spec import DesignerType
@@ -20,6 +25,7 @@ from .base import env_findings, unique_names
 from .catalogue import spread
 
 REACH_PERCENT = 10.0
+STALL_POINTS = 1.0  # real-game success points a practised skill must gain to keep its slot
 
 
 def success_of(feedback: CycleFeedback | None) -> dict[str, float]:
@@ -55,23 +61,47 @@ def one_step_ahead(game: Game, success: dict[str, float]) -> list[str]:
     return sorted(ahead, key=lambda s: _order(game, s))
 
 
-def curriculum(game: Game, success: dict[str, float], n: int) -> list[str]:
-    """``n`` distinct targets: the weakest reachable skills, one slot in four one step ahead of the frontier."""
-    ahead = one_step_ahead(game, success)[: n // 4]
-    rest = [s for s in weakest_reachable(game, success, len(game.skills)) if s not in ahead]
+def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
+    """Skills practised in an earlier cycle whose real-game success has not risen by STALL_POINTS since."""
+    practised_by = {c.env.name: c.skills for c in game.catalogue}
+    now = success_of(history[-1].feedback) if history else {}
+    out: set[str] = set()
+    for skill in game.skills:
+        for k in range(len(history) - 1, -1, -1):
+            if any(skill in practised_by.get(env.name, ()) for env in history[k].design.envs):
+                before = success_of(history[k - 1].feedback if k else None)
+                if now[skill] - before[skill] < STALL_POINTS:
+                    out.add(skill)
+                break
+    return out
+
+
+def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[str] = ()) -> list[str]:
+    """``n`` distinct targets: the weakest reachable skills, half the slots one step ahead of the frontier.
+
+    Stalled skills go last, so they come back only when nothing else is left.
+    """
+    ahead = [s for s in one_step_ahead(game, success) if s not in stall][: n // 2]
+    ranked = weakest_reachable(game, success, len(game.skills))
+    rest = [s for s in ranked if s not in ahead and s not in stall] + [s for s in ranked if s in stall]
     return (rest[: n - len(ahead)] + ahead)[:n]
 
 
-def _practise(game: Game, success: dict[str, float], n: int) -> tuple[list[CatalogueEnv], str]:
+def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
     practice = {c.skills[0]: c for c in game.catalogue}
-    targets = curriculum(game, success, n)
+    success = success_of(history[-1].feedback if history else None)
+    stall = stalled(game, history)
+    targets = curriculum(game, success, n, stall)
     picked = spread(tuple(practice[t] for t in targets), n)
-    return picked, "heuristic: practising " + ", ".join(f"{t} ({success[t]:.0f}%)" for t in targets)
+    note = "heuristic: practising " + ", ".join(f"{t} ({success[t]:.0f}%)" for t in targets)
+    if stall:
+        note += "; set aside (no gain after practice): " + ", ".join(sorted(stall))
+    return picked, note
 
 
-def _climb(game: Game, success: dict[str, float], n: int) -> tuple[list[CatalogueEnv], str]:
+def _climb(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
     levels, skill = game.catalogue, game.skills[0]
-    rate = success[skill]
+    rate = success_of(history[-1].feedback if history else None)[skill]
     centre = round(rate / 100 * (len(levels) - 1))
     lo = max(0, min(centre - n // 2, len(levels) - n))
     picked = spread(levels[lo : lo + n], n)
@@ -85,10 +115,9 @@ class HeuristicDesigner:
     name: DesignerType = "heuristic"
 
     def design(self, request: DesignRequest) -> CycleDesign:
-        feedback = request.history[-1].feedback if request.history else None
         game = game_of(request.game)
         pick = _practise if game.curriculum == "skills" else _climb
-        picked, note = pick(game, success_of(feedback), request.num_envs)
+        picked, note = pick(game, list(request.history), request.num_envs)
         envs = unique_names([c.env for c in picked])
         return CycleDesign(
             cycle=request.cycle, designer=self.name, envs=envs, findings=env_findings(envs), notes=[note]
