@@ -81,7 +81,10 @@ class KubernetesBackend:
         run: EnvGenRun,
         designer: RunDesigner,
         cancelled: threading.Event | None = None,
+        listed: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
+        """``listed``: the run's EnvGenCycles and Jobs when the caller has just listed them (else the first
+        ``observe`` lists them)."""
         self.kube = kube
         self.body = body
         self.run = run
@@ -99,8 +102,8 @@ class KubernetesBackend:
         self._claim_ready = False  # the checkpoint claim exists: created, or a Job (that needs it) exists
         self._queued: list[str] = []  # Jobs created suspended that their queue has not admitted yet
         # The run's EnvGenCycles, Jobs and Pods by name as this reconcile listed them (None: list them again).
-        self._cycles: dict[str, dict[str, Any]] | None = None
-        self._jobs: dict[str, dict[str, Any]] | None = None
+        self._cycles = _by_name(listed[0]) if listed else None
+        self._jobs = _by_name(listed[1]) if listed else None
         self._pods: dict[str, list[dict[str, Any]]] | None = None
 
     # ---- observe ----
