@@ -5,7 +5,7 @@ EnvGenCycle children, running and finished tasks from its Jobs and (only for a f
 their Pods' termination messages, design failures and start time from the run's status. Later rounds of the
 same reconcile see that reading with the reconcile's own writes applied, not a new list. Writes are idempotent:
 deterministic names, and an existing name on create counts as success. The status is written, and Events
-posted, once per reconcile after its children are created (``flush``).
+posted (all at once), once per reconcile after its children are created (``flush``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .cycles import (
 )
 from .designing import RunDesigner
 from .jobs import CONTAINER, claim_manifest, claim_name, job_manifest, owner_reference, queue_name
-from .kube import ChildCreateError, Kube, RunGone
+from .kube import PARALLEL, ChildCreateError, Kube, RunGone
 from .status import (
     CHILDREN_CREATED,
     FAILED,
@@ -370,8 +370,9 @@ class KubernetesBackend:
                 self._written = self.status
         finally:
             events, self._events = self._events, []
-            for kind, reason, message in events:
-                self.kube.event(self.body, kind, reason, message)
+            posted = [PARALLEL.submit(self.kube.event, self.body, *event) for event in events]
+            for post in posted:  # all at once: one round trip, not one per Event
+                post.result()
         prom.RUNS.update(self.kube.ns, self.run.name, snapshot(self.run, self._written))
 
     def _event(self, kind: str, reason: str, message: str) -> None:

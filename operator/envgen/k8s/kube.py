@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import urllib3
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 MERGE = "application/merge-patch+json"
 T = TypeVar("T")
+# Requests a reconcile makes at once rather than one after another (its lists after a Job finished, its Events).
+# Only reconcile threads submit here, and no request waits on another, so the pool cannot deadlock.
+PARALLEL_REQUESTS = 32
+PARALLEL = ThreadPoolExecutor(PARALLEL_REQUESTS, "envgen-api")
 
 
 class TransientError(Exception):

@@ -23,7 +23,7 @@ from kubernetes import client, config
 from . import API_GROUP, API_VERSION, FINALIZER, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .designing import DesignerSessions
-from .kube import RunGone, transient
+from .kube import PARALLEL_REQUESTS, RunGone, transient
 from .reconcile import Guards, cleanup, reconcile
 
 log = logging.getLogger(__name__)
@@ -173,9 +173,12 @@ def job_finished(status: kopf.Status, **_: Any) -> bool:
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
-def make_api_client(connections: int = OperatorConfig.workers + OperatorConfig.event_workers) -> client.ApiClient:
+def make_api_client(
+    connections: int = OperatorConfig.workers + OperatorConfig.event_workers + PARALLEL_REQUESTS,
+) -> client.ApiClient:
     """An API client from the in-cluster service account, else from the kubeconfig, that keeps a connection per
-    reconcile thread (its default, 5 per core, makes the threads past it connect anew for every request)."""
+    reconcile thread and parallel request (its default, 5 per core, makes the threads past it connect anew for
+    every request)."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +24,12 @@ from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .backend import KubernetesBackend, read_status, snapshot
 from .designing import DesignerSessions, RunDesigner
-from .kube import ChildCreateError, Kube
+from .kube import PARALLEL, ChildCreateError, Kube
 from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, now, set_condition
 
 log = logging.getLogger(__name__)
 CLEANUP_WAIT_SECONDS = 60.0
 ROUNDS = 4  # rounds per reconcile: record a finished cycle, design the next, create its Jobs
-# The parallel lists of reconciles after a Job finished (two per reconcile; none waits on another).
-_READS = ThreadPoolExecutor(32, "envgen-read")
 
 
 @dataclass
@@ -116,7 +114,7 @@ def _prefetch(kube: Kube, name: str, finished_job: str | None) -> tuple[Listing,
     if finished_job is None:
         return None
     labels = {LABEL_RUN: name}
-    return _READS.submit(kube.list_custom, CYCLES_PLURAL, labels), _READS.submit(kube.list_jobs, labels)
+    return PARALLEL.submit(kube.list_custom, CYCLES_PLURAL, labels), PARALLEL.submit(kube.list_jobs, labels)
 
 
 def _reconcile(
