@@ -23,6 +23,7 @@ PAPER = {
     "easy-to-hard": "26.8 (Table 3)",
     "adversarial": "26.8 (Table 3)",
     "ppo-250k": "SB3 PPO 4.3, 4.9 (250k steps); paper PPO 15.5 (1M)",
+    "ppo-250k-sb3-value": "SB3 PPO 4.3, 4.9 (250k steps)",
 }
 
 
@@ -169,7 +170,10 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
     base = [m["trainScore"] for _, m in _final(arms["none"])] if "none" in arms else []
     lines = []
     for name, arm in arms.items():
-        if name in ("none", "ppo-250k"):
+        if name in bench.REFERENCE_ARMS:
+            lines.append(_against_sb3(name, arm))
+            continue
+        if name == "none":
             continue
         scores = [m["trainScore"] for _, m in _final(arm)]
         if len(scores) < 2 or len(base) < 2:
@@ -184,6 +188,21 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
             f"95% bootstrap CI [{lo:+.2f}, {hi:+.2f}] -> {verdict} at 5%."
         )
     return lines
+
+
+def _against_sb3(name: str, arm: dict[str, Any]) -> str:
+    """Our PPO alone (a reference arm) against the SB3 reference run, same budget and protocol."""
+    scores = [m["trainScore"] for _, m in _final(arm)]
+    sb3 = bench.SB3_SCORES
+    if len(scores) < 2:
+        return f"- {name} vs SB3 PPO: not enough finished seeds yet ({len(scores)})."
+    t, df, p = welch(scores, sb3)
+    lo, hi = bootstrap_ci(scores, sb3)
+    diff = statistics.fmean(scores) - statistics.fmean(sb3)
+    return (
+        f"- {name} vs SB3 PPO ({', '.join(f'{x:g}' for x in sb3)}): {diff:+.2f} points; Welch t = {t:.2f} "
+        f"(df {df:.1f}), p = {p:.3f}; 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]."
+    )
 
 
 def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:
@@ -210,7 +229,7 @@ def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [(n, a) for n, a in arms.items() if _final(a) and n != "ppo-250k"]
+    shown = [(n, a) for n, a in arms.items() if _final(a) and n not in bench.REFERENCE_ARMS]
     fig, ax = plt.subplots(figsize=(14, 5))
     width = 0.8 / max(len(shown), 1)
     x = np.arange(len(ACHIEVEMENTS))
@@ -296,7 +315,7 @@ def write_report(profile: str) -> list[Path]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(name, arm) for name, arm in arms.items()],
         "",
-        "## Significance (final-phase training score vs `none`)",
+        "## Significance (final-phase training score vs `none`; our PPO alone vs SB3)",
         "",
         *(_significance(arms) or ["- no arm has results yet."]),
         "",

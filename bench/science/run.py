@@ -99,7 +99,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Arm -> designer block. "ppo-250k" is our PPO alone for the SB3 comparison (real game only, reference budget).
+# Arm -> designer block.
 ARMS: dict[str, dict[str, Any]] = {
     "none": {"type": "none"},
     "heuristic": {"type": "heuristic"},
@@ -111,7 +111,15 @@ ARMS: dict[str, dict[str, Any]] = {
     "llm": {"type": "llm"},
     "llm-endpoint": {"type": "llm"},
     "ppo-250k": {"type": "none"},
+    "ppo-250k-sb3-value": {"type": "none"},
 }
+# Our PPO alone for the SB3 comparison (real game only, the reference budget): arm -> agent settings it changes.
+# "ppo-250k-sb3-value" takes stable-baselines3's value loss: no value clipping, 0.5 x squared error.
+REFERENCE_ARMS: dict[str, dict[str, Any]] = {
+    "ppo-250k": {},
+    "ppo-250k-sb3-value": {"clipValueLoss": False, "valueCoef": "1.0"},
+}
+SB3_SCORES = [4.3, 4.9]  # stable-baselines3 PPO("CnnPolicy"), stock Crafter, 250k steps, two seeds (the issue's run)
 DEFAULT_ARMS = [
     "none",
     "heuristic",
@@ -122,6 +130,7 @@ DEFAULT_ARMS = [
     "adversarial",
     "llm",
     "ppo-250k",
+    "ppo-250k-sb3-value",
 ]
 
 
@@ -130,7 +139,7 @@ def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, mod
     prof = PROFILES[profile]
     training = dict(prof["training"])
     cycles = prof["cycles"]
-    if arm == "ppo-250k":
+    if arm in REFERENCE_ARMS:
         cycles = 1
         training.update(designedEnvSteps=0, gameSteps=0, finalSteps=prof["reference_steps"])
     spec: dict[str, Any] = {
@@ -140,7 +149,7 @@ def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, mod
         "cycles": cycles,
         "seeds": seeds,
         "training": training,
-        "agent": dict(prof["agent"]),
+        "agent": {**prof["agent"], **REFERENCE_ARMS.get(arm, {})},
         "llm": {"timeoutSeconds": 900, "maxRetries": 2},
     }
     if arm == "llm-endpoint":

@@ -219,6 +219,11 @@ class AgentSpec(SpecModel):
     clip_coef: DecimalString = Field(default="0.2", description='PPO clipping coefficient, e.g. "0.2".')
     entropy_coef: DecimalString = Field(default="0.01", description='Entropy bonus coefficient, e.g. "0.01".')
     value_coef: DecimalString = Field(default="0.5", description='Value loss coefficient, e.g. "0.5".')
+    clip_value_loss: bool = Field(
+        default=True,
+        description="Clip the value update to clipCoef around the old value (CleanRL's default); false is the plain "
+        "squared error of stable-baselines3.",
+    )
     max_grad_norm: DecimalString = Field(default="0.5", description='Gradient norm clipping, e.g. "0.5".')
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the agent trains: auto (a GPU when there is one), cpu or cuda."

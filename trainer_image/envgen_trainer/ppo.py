@@ -173,8 +173,11 @@ class PPO:
                 if adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - self.clip, 1 + self.clip)).mean()
-                clipped = old_values[idx] + (value - old_values[idx]).clamp(-self.clip, self.clip)
-                v_loss = 0.5 * torch.max((value - returns[idx]) ** 2, (clipped - returns[idx]) ** 2).mean()
+                v_loss = 0.5 * (value - returns[idx]) ** 2
+                if self.spec.clip_value_loss:
+                    clipped = old_values[idx] + (value - old_values[idx]).clamp(-self.clip, self.clip)
+                    v_loss = torch.max(v_loss, 0.5 * (clipped - returns[idx]) ** 2)
+                v_loss = v_loss.mean()
                 ent = entropy.mean()
                 loss = pg_loss - self.ent_coef * ent + self.vf_coef * v_loss
                 self.optimizer.zero_grad()
