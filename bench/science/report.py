@@ -179,15 +179,19 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
         if len(scores) < 2 or len(base) < 2:
             lines.append(f"- {name} vs none: not enough finished seeds yet ({len(scores)} vs {len(base)}).")
             continue
-        t, df, p = welch(scores, base)
-        lo, hi = bootstrap_ci(scores, base)
-        diff = statistics.fmean(scores) - statistics.fmean(base)
-        verdict = "significant" if p < 0.05 and lo > 0 else "not significant"
-        lines.append(
-            f"- {name} vs none: {diff:+.2f} points; Welch t = {t:.2f} (df {df:.1f}), p = {p:.3f}; "
-            f"95% bootstrap CI [{lo:+.2f}, {hi:+.2f}] -> {verdict} at 5%."
-        )
+        text, significant = _difference(scores, base)
+        verdict = "significant" if significant else "not significant"
+        lines.append(f"- {name} vs none: {text} -> {verdict} at 5%.")
     return lines
+
+
+def _difference(scores: list[float], base: list[float]) -> tuple[str, bool]:
+    """The mean difference with its Welch test and bootstrap CI, as text; and whether it is a significant gain."""
+    t, df, p = welch(scores, base)
+    lo, hi = bootstrap_ci(scores, base)
+    diff = statistics.fmean(scores) - statistics.fmean(base)
+    text = f"{diff:+.2f} points; Welch t = {t:.2f} (df {df:.1f}), p = {p:.3f}; 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]"
+    return text, p < 0.05 and lo > 0
 
 
 def _against_sb3(name: str, arm: dict[str, Any]) -> str:
@@ -196,13 +200,7 @@ def _against_sb3(name: str, arm: dict[str, Any]) -> str:
     sb3 = bench.SB3_SCORES
     if len(scores) < 2:
         return f"- {name} vs SB3 PPO: not enough finished seeds yet ({len(scores)})."
-    t, df, p = welch(scores, sb3)
-    lo, hi = bootstrap_ci(scores, sb3)
-    diff = statistics.fmean(scores) - statistics.fmean(sb3)
-    return (
-        f"- {name} vs SB3 PPO ({', '.join(f'{x:g}' for x in sb3)}): {diff:+.2f} points; Welch t = {t:.2f} "
-        f"(df {df:.1f}), p = {p:.3f}; 95% bootstrap CI [{lo:+.2f}, {hi:+.2f}]."
-    )
+    return f"- {name} vs SB3 PPO ({', '.join(f'{x:g}' for x in sb3)}): {_difference(scores, sb3)[0]}."
 
 
 def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:

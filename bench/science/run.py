@@ -99,6 +99,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
+# Our PPO alone for the SB3 comparison (real game only, the reference budget): arm -> agent settings it changes.
+# "ppo-250k-sb3-value" takes stable-baselines3's value loss: no value clipping, 0.5 x squared error.
+REFERENCE_ARMS: dict[str, dict[str, Any]] = {
+    "ppo-250k": {},
+    "ppo-250k-sb3-value": {"clipValueLoss": False, "valueCoef": "1.0"},
+}
 # Arm -> designer block.
 ARMS: dict[str, dict[str, Any]] = {
     "none": {"type": "none"},
@@ -110,14 +116,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "adversarial": {"type": "adversarial"},
     "llm": {"type": "llm"},
     "llm-endpoint": {"type": "llm"},
-    "ppo-250k": {"type": "none"},
-    "ppo-250k-sb3-value": {"type": "none"},
-}
-# Our PPO alone for the SB3 comparison (real game only, the reference budget): arm -> agent settings it changes.
-# "ppo-250k-sb3-value" takes stable-baselines3's value loss: no value clipping, 0.5 x squared error.
-REFERENCE_ARMS: dict[str, dict[str, Any]] = {
-    "ppo-250k": {},
-    "ppo-250k-sb3-value": {"clipValueLoss": False, "valueCoef": "1.0"},
+    **{arm: {"type": "none"} for arm in REFERENCE_ARMS},
 }
 SB3_SCORES = [4.3, 4.9]  # stable-baselines3 PPO("CnnPolicy"), stock Crafter, 250k steps, two seeds (the issue's run)
 DEFAULT_ARMS = [

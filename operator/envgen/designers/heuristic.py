@@ -34,6 +34,11 @@ def success_of(feedback: CycleFeedback | None) -> dict[str, float]:
     return {s: got.get(s, 0.0) for g in GAMES.values() for s in g.skills}
 
 
+def latest_success(history: list[CycleHistory]) -> dict[str, float]:
+    """``success_of`` the last finished cycle's feedback (cycle 1: everything 0 %)."""
+    return success_of(history[-1].feedback if history else None)
+
+
 def reachable(game: Game, success: dict[str, float], skill: str) -> bool:
     """True when the agent manages every direct prerequisite of a skill."""
     return all(success[p] >= REACH_PERCENT for p in game.prerequisites.get(skill, ()))
@@ -64,12 +69,12 @@ def one_step_ahead(game: Game, success: dict[str, float]) -> list[str]:
 def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
     """Skills practised in an earlier cycle whose real-game success has not risen by STALL_POINTS since."""
     practised_by = {c.env.name: c.skills for c in game.catalogue}
-    now = success_of(history[-1].feedback) if history else {}
+    now = latest_success(history)
     out: set[str] = set()
     for skill in game.skills:
         for k in range(len(history) - 1, -1, -1):
             if any(skill in practised_by.get(env.name, ()) for env in history[k].design.envs):
-                before = success_of(history[k - 1].feedback if k else None)
+                before = latest_success(history[:k])
                 if now[skill] - before[skill] < STALL_POINTS:
                     out.add(skill)
                 break
@@ -89,7 +94,7 @@ def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[
 
 def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
     practice = {c.skills[0]: c for c in game.catalogue}
-    success = success_of(history[-1].feedback if history else None)
+    success = latest_success(history)
     stall = stalled(game, history)
     targets = curriculum(game, success, n, stall)
     picked = spread(tuple(practice[t] for t in targets), n)
@@ -101,7 +106,7 @@ def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[Cat
 
 def _climb(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
     levels, skill = game.catalogue, game.skills[0]
-    rate = success_of(history[-1].feedback if history else None)[skill]
+    rate = latest_success(history)[skill]
     centre = round(rate / 100 * (len(levels) - 1))
     lo = max(0, min(centre - n // 2, len(levels) - n))
     picked = spread(levels[lo : lo + n], n)
