@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+import crafter
 import pytest
 
 from envgen.achievements import ACHIEVEMENTS, PREREQUISITES, depth
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, EnvResult, SkillStat
 from envgen.designers import AdversarialDesigner, EasyToHardDesigner, HeuristicDesigner, NoDesigner
 from envgen.designers.base import Designer
-from envgen.designers.heuristic import REACH_PERCENT, stalled, weakest_reachable
+from envgen.designers.heuristic import REACH_PERCENT, curriculum, dependants, stalled
 from envgen.envconfig import CrafterEnvConfig, DesignedEnv, check
 from envgen.games import CRAFTER
 from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
@@ -102,42 +103,62 @@ def test_adversarial_uses_weakest_skills_without_per_env_results() -> None:
     assert AdversarialDesigner().design(request).envs[0].name == "practice-wake-up"
 
 
-def test_weakest_reachable_walks_the_dag() -> None:
+def test_curriculum_walks_the_dag_trunk_first() -> None:
     rates = {a: 0.0 for a in ACHIEVEMENTS} | {
         "collect_wood": 95.0,
         "place_table": 80.0,
-        "make_wood_pickaxe": 60.0,
         "collect_sapling": 90.0,
         "collect_drink": 70.0,
         "eat_cow": 50.0,
         "defeat_zombie": 40.0,
-        "defeat_skeleton": 12.0,
         "wake_up": 30.0,
         "place_plant": 20.0,
         "make_wood_sword": 15.0,
     }
-    targets = weakest_reachable(CRAFTER, rates, 4)
-    assert set(targets) == {"collect_stone", "collect_coal", "eat_plant", "defeat_skeleton"}
-    assert "collect_diamond" not in weakest_reachable(CRAFTER, rates, 10)
-    for skill in targets:
-        assert all(rates[p] >= REACH_PERCENT for p in PREREQUISITES[skill])
+    # the wood pickaxe opens ten skills and stands at 0 %: it goes first; stone (one step ahead) next
+    assert curriculum(CRAFTER, rates, rates, 2) == ["make_wood_pickaxe", "collect_stone"]
+    for skill in curriculum(CRAFTER, rates, rates, len(ACHIEVEMENTS)):
+        # reachable, or one step ahead: every prerequisite of the skill is itself within reach
+        assert all(all(rates[q] >= REACH_PERCENT for q in PREREQUISITES[p]) for p in PREREQUISITES[skill])
+    assert "collect_diamond" not in curriculum(CRAFTER, rates, rates, len(ACHIEVEMENTS))
+    assert (
+        dependants(CRAFTER, "collect_wood") == len(ACHIEVEMENTS) - 9
+    )  # all but itself, the six other roots and the plant chain
+    assert dependants(CRAFTER, "make_wood_sword") == 0
 
 
-def test_heuristic_gives_the_prerequisites_of_the_weakest_reachable_skills() -> None:
+def test_heuristic_gives_each_target_two_slots_and_its_prerequisites() -> None:
     skills = success(collect_wood=95, place_table=80, make_wood_pickaxe=60, collect_stone=40, collect_coal=35)
     skills |= {a: SkillStat(mean=50.0) for a in ("collect_sapling", "collect_drink", "eat_cow", "defeat_zombie")}
     skills |= {a: SkillStat(mean=50.0) for a in ("defeat_skeleton", "wake_up", "place_plant", "eat_plant")}
     skills |= {a: SkillStat(mean=50.0) for a in ("make_wood_sword", "place_stone", "place_furnace")}
-    request = DesignRequest(game="crafter", cycle=2, num_envs=3, history=history("crafter", [], skills))
+    request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=history("crafter", [], skills))
     design = HeuristicDesigner().design(request)
     names = [e.name for e in design.envs]
-    # two weakest reachable skills, then one slot (half of 3, rounded down) one step ahead: iron
-    assert names == ["practice-make-stone-pickaxe", "practice-make-stone-sword", "practice-collect-iron"]
-    for env in design.envs[:2]:
-        cfg = env.config
-        assert isinstance(cfg, CrafterEnvConfig)
-        assert cfg.environment_settings.place_table and cfg.inventory_settings.stone >= 1
-        assert cfg.inventory_settings.wood >= 1 and not cfg.inventory_settings.stone_pickaxe
+    # the stone pickaxe opens iron and its tools; iron is one step beyond it
+    assert names == [
+        "practice-make-stone-pickaxe",
+        "practice-collect-iron",
+        "practice-make-stone-pickaxe-2",
+        "practice-collect-iron-2",
+    ]
+    cfg = design.envs[0].config
+    assert isinstance(cfg, CrafterEnvConfig)
+    assert cfg.environment_settings.place_table and not cfg.inventory_settings.stone_pickaxe
+
+
+def test_practice_envs_hand_out_what_the_skill_costs() -> None:
+    """Each place/make practice env starts with what Crafter's recipe consumes, so the skill can be done at once."""
+    recipes = {f"place_{k}": v for k, v in crafter.constants.place.items()}
+    recipes |= {f"make_{k}": v for k, v in crafter.constants.make.items()}
+    for skill, recipe in recipes.items():
+        if skill not in CRAFTER_PRACTICE:
+            continue
+        inventory = CRAFTER_PRACTICE[skill].env.config.inventory_settings  # type: ignore[union-attr]
+        for item, amount in recipe["uses"].items():
+            assert getattr(inventory, item) >= amount, f"{skill} needs {amount} {item}"
+        for item in ("stone",) if "stone" in recipe["uses"] and skill != "place_stone" else ():
+            assert getattr(inventory, item) > recipe["uses"][item], f"{skill}: placing stone uses up its material"
 
 
 def test_heuristic_heist_follows_the_success_rate() -> None:
@@ -151,32 +172,43 @@ def test_heuristic_heist_follows_the_success_rate() -> None:
     assert ladder.index(names(50.0)[0]) > 0
 
 
-def test_heuristic_reaches_one_step_ahead_in_half_the_slots() -> None:
-    skills = success(collect_wood=95, place_table=80, make_wood_pickaxe=60)
-    request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=history("crafter", [], skills))
-    names = [e.name for e in HeuristicDesigner().design(request).envs]
-    rates = {k: v.mean for k, v in skills.items()}
-    ahead = [a for a in ACHIEVEMENTS if not all(rates[p] >= REACH_PERCENT for p in PREREQUISITES[a])]
-    stretch = [n for n in names if any(CRAFTER_PRACTICE[a].env.name == n for a in ahead)]
-    assert len(stretch) == 2 and len(set(names)) == 4
-    for name in stretch:
-        skill = next(a for a in ahead if CRAFTER_PRACTICE[a].env.name == name)
-        # one step ahead: every prerequisite of the stretch skill is itself within reach
-        assert all(all(rates[q] >= REACH_PERCENT for q in PREREQUISITES[p]) for p in PREREQUISITES[skill])
+def test_designed_env_results_move_the_frontier() -> None:
+    """In the place-table env the agent already makes pickaxes: the next cycle climbs on, though the game lags."""
+    skills = success(collect_wood=50, place_table=8)
+    skills |= {a: SkillStat(mean=50.0) for a in ("collect_sapling", "collect_drink", "eat_cow", "defeat_zombie")}
+    skills |= {a: SkillStat(mean=50.0) for a in ("defeat_skeleton", "wake_up", "place_plant", "eat_plant")}
+    envs = [CRAFTER_PRACTICE[s].env for s in ("collect_wood", "place_table")]
+    in_env = [
+        EnvResult(name="practice-place-table", episodes=100, success={"place_table": 100.0, "make_wood_pickaxe": 40.0}),
+        EnvResult(name="practice-collect-wood", episodes=100, success={"collect_wood": 100.0}),
+    ]
+
+    def names(per_env: list[EnvResult]) -> list[str]:
+        previous = history("crafter", envs, skills, per_env=[r.model_dump(by_alias=True) for r in per_env])
+        request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=previous)
+        return [e.name for e in HeuristicDesigner().design(request).envs][:2]
+
+    assert names([]) == ["practice-make-wood-pickaxe", "practice-place-table"]  # stone is out of reach
+    assert names(in_env) == ["practice-make-wood-pickaxe", "practice-collect-stone"]
 
 
-def test_heuristic_sets_aside_skills_that_did_not_move_after_practice() -> None:
-    def cycle(n: int, envs: list[DesignedEnv], **rates: float) -> CycleHistory:
+def test_heuristic_sets_aside_skills_that_did_not_move_in_two_practices() -> None:
+    def cycle(n: int, skills: tuple[str, ...], in_env: float, **rates: float) -> CycleHistory:
+        envs = [CRAFTER_PRACTICE[s].env for s in skills]
+        per_env = [EnvResult(name=e.name, episodes=100, success={s: in_env}) for e, s in zip(envs, skills, strict=True)]
         design = CycleDesign(cycle=n, designer="heuristic", envs=envs)
-        return CycleHistory(design=design, feedback=CycleFeedback(cycle=n, success=success(**rates)))
+        return CycleHistory(design=design, feedback=CycleFeedback(cycle=n, success=success(**rates), per_env=per_env))
 
-    base = {"collect_wood": 95.0, "place_table": 80.0, "make_wood_pickaxe": 60.0, "collect_sapling": 90.0}
-    practised = [CRAFTER_PRACTICE[s].env for s in ("defeat_skeleton", "eat_plant", "collect_stone", "collect_coal")]
-    stuck = [cycle(1, [], **base), cycle(2, practised, **base, collect_stone=8.0)]
-    request = DesignRequest(game="crafter", cycle=3, num_envs=4, history=stuck)
+    base = {"collect_wood": 95.0, "place_table": 80.0, "collect_sapling": 90.0}
+    once = [cycle(1, ("make_wood_pickaxe", "eat_plant"), 0.0, **base)]
+    assert stalled(CRAFTER, once) == set()  # one practice is not enough to judge
+    twice = [*once, cycle(2, ("make_wood_pickaxe", "eat_plant"), 0.0, **base)]
+    assert stalled(CRAFTER, twice) == {"make_wood_pickaxe", "eat_plant"}
+    moved_in_env = [*once, cycle(2, ("make_wood_pickaxe", "eat_plant"), 30.0, **base)]
+    assert stalled(CRAFTER, moved_in_env) == set()  # the real game lags; its own env shows the gain
+    moved_in_game = [*once, cycle(2, ("make_wood_pickaxe", "eat_plant"), 0.0, **base, make_wood_pickaxe=5.0)]
+    assert stalled(CRAFTER, moved_in_game) == {"eat_plant"}
+    request = DesignRequest(game="crafter", cycle=3, num_envs=4, history=twice)
     design = HeuristicDesigner().design(request)
-    names = {e.name for e in design.envs}
-    # collect_stone moved (0 -> 8 %); the three that stayed at 0 % give their slots to other skills
-    assert stalled(CRAFTER, stuck) == {"defeat_skeleton", "eat_plant", "collect_coal"}
-    assert not names & {CRAFTER_PRACTICE[s].env.name for s in ("defeat_skeleton", "eat_plant", "collect_coal")}
-    assert "set aside" in design.notes[0] and "defeat_skeleton" in design.notes[0]
+    assert "practice-make-wood-pickaxe" not in {e.name for e in design.envs}
+    assert "set aside" in design.notes[0] and "make_wood_pickaxe" in design.notes[0]

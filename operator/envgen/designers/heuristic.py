@@ -1,16 +1,18 @@
-"""The heuristic designer: walk the skill graph, practise the weakest reachable skills.
+"""The heuristic designer: walk the skill graph, practise the trunk of the tech tree first.
 
-For a game whose catalogue has one practice env per skill (Crafter): a skill is reachable when the agent already
-manages each of its direct prerequisites (success >= REACH_PERCENT in the last feedback; cycle 1 counts
-everything as 0 %). The ``numEnvs`` weakest reachable skills (ties: the shallower skill, then the game's order)
-each get their practice environment, which hands out the skill's prerequisites as starting items, pre-placed
-objects and biome. Half the slots reach one step further ahead: the shallowest skills just beyond the frontier
-(their prerequisites themselves reachable), whose practice envs hand out what the agent cannot yet make, so deep
-tools (stone and iron) get practised before the agent gets there alone. A skill that was practised and whose
-real-game success has not risen by ``STALL_POINTS`` since is set aside while other skills are left (in the
-science benchmark's first version, defeat_skeleton and eat_plant took two slots of four in every cycle and never
-moved). For a game with a level ladder of one skill (Heist), the heuristic picks the stretch of the ladder that
-matches the agent's success rate.
+For a game whose catalogue has one practice env per skill (Crafter). What the agent can do, its *capability* in a
+skill, is the better of its real-game success and its best success in any env of the last cycle: inside a practice
+env the agent often manages a skill (place_table 100 %) cycles before the real-game feedback shows it, so the
+frontier follows the designed envs' results, not only the real game's. A skill is reachable when the agent is
+capable (>= REACH_PERCENT) in each of its direct prerequisites; the candidates are the reachable skills and those
+one step beyond them. Each is valued by how much the Crafter score can gain from it: the score is a geometric mean
+of (1 + success), so a point of success is worth 1 / (1 + success), and a skill also opens every skill that
+depends on it: value = (1 + dependants) / (1 + real-game success). The ``numEnvs // 2`` most valuable targets
+get two slots each, so each target gets enough steps for its craft actions to be tried (with one slot per skill
+and four skills, a practice env got about 1.5 PPO updates per cycle). A skill practised twice without gaining
+``STALL_POINTS``, neither in the real game nor in its own practice env, is set aside while other skills are left.
+For a game with a level ladder of one skill (Heist), the heuristic picks the stretch of the ladder that matches the
+agent's success rate.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from .base import env_findings, unique_names
 from .catalogue import spread
 
 REACH_PERCENT = 10.0
-STALL_POINTS = 1.0  # real-game success points a practised skill must gain to keep its slot
+STALL_POINTS = 1.0  # success points a practised skill must gain, in the real game or its own env, to keep its slot
+SLOTS_PER_TARGET = 2
 
 
 def success_of(feedback: CycleFeedback | None) -> dict[str, float]:
@@ -39,68 +42,97 @@ def latest_success(history: list[CycleHistory]) -> dict[str, float]:
     return success_of(history[-1].feedback if history else None)
 
 
+def capability(history: list[CycleHistory]) -> dict[str, float]:
+    """Per skill, the better of the last real-game success and the best success in any of the last cycle's envs."""
+    cap = latest_success(history)
+    for result in history[-1].feedback.per_env if history else ():
+        for skill, rate in result.success.items():
+            if skill in cap:
+                cap[skill] = max(cap[skill], rate)
+    return cap
+
+
 def reachable(game: Game, success: dict[str, float], skill: str) -> bool:
     """True when the agent manages every direct prerequisite of a skill."""
     return all(success[p] >= REACH_PERCENT for p in game.prerequisites.get(skill, ()))
 
 
-def _order(game: Game, skill: str) -> tuple[int, int]:
-    return game.depth(skill), game.skills.index(skill)
+def one_step_ahead(game: Game, success: dict[str, float], skill: str) -> bool:
+    """True when a skill is not reachable yet but every direct prerequisite of it is."""
+    return not reachable(game, success, skill) and all(
+        reachable(game, success, p) for p in game.prerequisites.get(skill, ())
+    )
 
 
-def weakest_reachable(game: Game, success: dict[str, float], n: int) -> list[str]:
-    """The ``n`` weakest skills whose direct prerequisites the agent manages (then the nearest unreachable)."""
-    can = [s for s in game.skills if reachable(game, success, s)]
-    order = sorted(can, key=lambda s: (success[s], *_order(game, s)))
-    rest = sorted(set(game.skills) - set(can), key=lambda s: _order(game, s))
-    return (order + rest)[:n]
+def dependants(game: Game, skill: str) -> int:
+    """How many skills need this one, directly or through others."""
+    need = {s: set(game.prerequisites.get(s, ())) for s in game.skills}
+    found: set[str] = set()
+    frontier = {skill}
+    while frontier:
+        frontier = {s for s, parents in need.items() if parents & frontier} - found
+        found |= frontier
+    return len(found)
 
 
-def one_step_ahead(game: Game, success: dict[str, float]) -> list[str]:
-    """Unreachable skills whose every direct prerequisite is reachable, shallowest first."""
-    ahead = [
-        s
-        for s in game.skills
-        if not reachable(game, success, s) and all(reachable(game, success, p) for p in game.prerequisites.get(s, ()))
-    ]
-    return sorted(ahead, key=lambda s: _order(game, s))
+def value(game: Game, success: dict[str, float], skill: str) -> float:
+    """What practising a skill is worth to the score: (1 + dependants) / (1 + real-game success)."""
+    return (1 + dependants(game, skill)) / (1 + success[skill])
+
+
+def _copy_of(name: str, env_name: str) -> bool:
+    """True for a catalogue env's name and its numbered copies (``practice-x``, ``practice-x-2``)."""
+    base, _, number = name.rpartition("-")
+    return name == env_name or (base == env_name and number.isdigit())
+
+
+def _practice_rate(feedback: CycleFeedback, env_name: str, skill: str) -> float:
+    """The skill's best success in its own practice env or the env's copies; 0 when it was not there."""
+    return max((r.success.get(skill, 0.0) for r in feedback.per_env if _copy_of(r.name, env_name)), default=0.0)
 
 
 def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
-    """Skills practised in an earlier cycle whose real-game success has not risen by STALL_POINTS since."""
-    practised_by = {c.env.name: c.skills for c in game.catalogue}
-    now = latest_success(history)
+    """Skills whose last two practices gained less than STALL_POINTS, both in the real game and in their own env."""
+    practice = {c.skills[0]: c.env.name for c in game.catalogue}
     out: set[str] = set()
-    for skill in game.skills:
-        for k in range(len(history) - 1, -1, -1):
-            if any(skill in practised_by.get(env.name, ()) for env in history[k].design.envs):
-                before = latest_success(history[:k])
-                if now[skill] - before[skill] < STALL_POINTS:
-                    out.add(skill)
-                break
+    for skill, env_name in practice.items():
+        cycles = [h for h in history if any(_copy_of(e.name, env_name) for e in h.design.envs)][-2:]
+        if len(cycles) < 2:
+            continue
+        first, second = (c.feedback for c in cycles)
+        real_gain = success_of(second)[skill] - success_of(first)[skill]
+        env_gain = _practice_rate(second, env_name, skill) - _practice_rate(first, env_name, skill)
+        if max(real_gain, env_gain) < STALL_POINTS:
+            out.add(skill)
     return out
 
 
-def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[str] = ()) -> list[str]:
-    """``n`` distinct targets: the weakest reachable skills, half the slots one step ahead of the frontier.
+def curriculum(
+    game: Game, success: dict[str, float], capable: dict[str, float], n: int, stall: Collection[str] = ()
+) -> list[str]:
+    """``n`` distinct targets among the reachable skills and those one step ahead, most valuable first.
 
-    Stalled skills go last, so they come back only when nothing else is left.
+    Reachability follows ``capable``, value the real-game ``success``; ties go to the shallower skill, then the
+    game's order. Stalled skills go last, so they come back only when nothing else is left.
     """
-    ahead = [s for s in one_step_ahead(game, success) if s not in stall][: n // 2]
-    ranked = weakest_reachable(game, success, len(game.skills))
-    rest = [s for s in ranked if s not in ahead and s not in stall] + [s for s in ranked if s in stall]
-    return (rest[: n - len(ahead)] + ahead)[:n]
+    candidates = [s for s in game.skills if reachable(game, capable, s) or one_step_ahead(game, capable, s)]
+    ranked = sorted(
+        candidates, key=lambda s: (s in stall, -value(game, success, s), game.depth(s), game.skills.index(s))
+    )
+    return ranked[:n]
 
 
 def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
     practice = {c.skills[0]: c for c in game.catalogue}
-    success = latest_success(history)
+    success, capable = latest_success(history), capability(history)
     stall = stalled(game, history)
-    targets = curriculum(game, success, n, stall)
+    targets = curriculum(game, success, capable, max(1, n // SLOTS_PER_TARGET), stall)
     picked = spread(tuple(practice[t] for t in targets), n)
-    note = "heuristic: practising " + ", ".join(f"{t} ({success[t]:.0f}%)" for t in targets)
+    note = "heuristic: practising " + ", ".join(
+        f"{t} ({success[t]:.0f}% in the game, {capable[t]:.0f}% at best)" for t in targets
+    )
     if stall:
-        note += "; set aside (no gain after practice): " + ", ".join(sorted(stall))
+        note += "; set aside (no gain in two practices): " + ", ".join(sorted(stall))
     return picked, note
 
 

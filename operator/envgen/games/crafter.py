@@ -81,6 +81,10 @@ def gives_away(cfg: ConfigModel) -> bool:
 _TABLE = {"place_table": True}
 _PICK = {"wood_pickaxe": 1}
 _IRON_TOOLS = {"place_table": True, "place_furnace": True}
+# a furnace costs 4 stone (Crafter's data.yaml); a stone tool costs 1 wood and 1 stone, and the extra stone lets
+# the agent place some without using up the crafting material
+_FURNACE_STONE = 4
+_STONE_ITEMS = {"wood": 3, "stone": 5, **_PICK}
 _IRON_ITEMS = {"wood": 2, "coal": 2, "iron": 2, "wood_pickaxe": 1, "stone_pickaxe": 1}
 
 # skill: (what the environment offers, environment_settings, inventory_settings)
@@ -108,16 +112,16 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "collect_stone": ("a wood pickaxe in hand", {}, _PICK),
     "collect_coal": ("a wood pickaxe in hand and plenty of coal", {"coal_rarity": "very common"}, _PICK),
     "place_stone": ("stone and a wood pickaxe in hand", {}, {"stone": 3, **_PICK}),
-    "place_furnace": ("a table next to the start, stone in hand", _TABLE, {"stone": 3, **_PICK}),
+    "place_furnace": ("a table next to the start, stone in hand", _TABLE, {"stone": _FURNACE_STONE + 1, **_PICK}),
     "make_stone_pickaxe": (
         "a table next to the start, wood and stone in hand, and iron to mine with the new pickaxe",
         {**_TABLE, "iron_rarity": "common"},
-        {"wood": 2, "stone": 2, **_PICK},
+        _STONE_ITEMS,
     ),
     "make_stone_sword": (
         "a table next to the start, wood and stone in hand, and zombies to use the sword on",
         {**_TABLE, "spawn_zombies": 2},
-        {"wood": 2, "stone": 2, **_PICK},
+        _STONE_ITEMS,
     ),
     "collect_iron": (
         "a stone pickaxe in hand and plenty of iron",
