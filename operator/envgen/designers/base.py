@@ -13,6 +13,12 @@ def env_findings(envs: list[DesignedEnv]) -> list[Finding]:
     return [f.model_copy(update={"message": f"{env.name}: {f.message}"}) for env in envs for f in check(env.config)]
 
 
+def is_copy(name: str, original: str) -> bool:
+    """True for ``original`` itself and the numbered copies ``unique_names`` makes of it (``x-2``, ``x-3`` ...)."""
+    base, _, number = name.rpartition("-")
+    return name == original or (base == original and number.isdigit())
+
+
 def unique_names(envs: list[DesignedEnv]) -> list[DesignedEnv]:
     """Envs with distinct names (later duplicates get a ``-2``, ``-3`` ... suffix)."""
     seen: set[str] = set()

@@ -23,7 +23,7 @@ from ..contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest
 from ..games import GAMES, CatalogueEnv, Game
 from ..games import game as game_of
 from ..spec import DesignerType
-from .base import env_findings, unique_names
+from .base import env_findings, is_copy, unique_names
 from .catalogue import spread
 
 REACH_PERCENT = 10.0
@@ -80,15 +80,9 @@ def value(game: Game, success: dict[str, float], skill: str) -> float:
     return (1 + dependants(game, skill)) / (1 + success[skill])
 
 
-def _copy_of(name: str, env_name: str) -> bool:
-    """True for a catalogue env's name and its numbered copies (``practice-x``, ``practice-x-2``)."""
-    base, _, number = name.rpartition("-")
-    return name == env_name or (base == env_name and number.isdigit())
-
-
 def _practice_rate(feedback: CycleFeedback, env_name: str, skill: str) -> float:
     """The skill's best success in its own practice env or the env's copies; 0 when it was not there."""
-    return max((r.success.get(skill, 0.0) for r in feedback.per_env if _copy_of(r.name, env_name)), default=0.0)
+    return max((r.success.get(skill, 0.0) for r in feedback.per_env if is_copy(r.name, env_name)), default=0.0)
 
 
 def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
@@ -96,7 +90,7 @@ def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
     practice = {c.skills[0]: c.env.name for c in game.catalogue}
     out: set[str] = set()
     for skill, env_name in practice.items():
-        cycles = [h for h in history if any(_copy_of(e.name, env_name) for e in h.design.envs)][-2:]
+        cycles = [h for h in history if any(is_copy(e.name, env_name) for e in h.design.envs)][-2:]
         if len(cycles) < 2:
             continue
         first, second = (c.feedback for c in cycles)
