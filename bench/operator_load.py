@@ -381,7 +381,19 @@ async def a_cluster(kubeconfig: Path | None) -> AsyncIterator[Cluster]:
             api.close()
 
 
+def warn_if_not_byte_compiled() -> None:
+    """RSS is only the image's when the kubernetes client is byte-compiled (the image's pip install does it;
+    ``scripts/setup.sh`` does it here): compiling its 4.5 MB ``core_v1_api.py`` at import costs ~60 MB."""
+    import importlib.util
+
+    from kubernetes.client.api import core_v1_api
+
+    if not Path(importlib.util.cache_from_source(core_v1_api.__file__)).exists():
+        print("[load] warning: the kubernetes client is not byte-compiled; RSS includes compiling it", file=sys.stderr)
+
+
 async def amain(args: argparse.Namespace) -> LoadResult:
+    warn_if_not_byte_compiled()
     async with a_cluster(args.kubeconfig) as cluster:
         api = "real API server" if args.kubeconfig else "kmock"
         return await measure(cluster, args.runs, args.cycles, args.interval, args.timeout, api, args.keep)
