@@ -13,6 +13,7 @@ import numpy as np
 from envgen.achievements import ACHIEVEMENTS
 
 from . import run as bench
+from .sb3 import SB3_ARM
 
 # The paper's Crafter scores (Zala et al. 2024, Tables 1 and 3) beside our arms; SB3 is issue's reference run.
 PAPER = {
@@ -24,7 +25,10 @@ PAPER = {
     "adversarial": "26.8 (Table 3)",
     "ppo-250k": "SB3 PPO 4.3, 4.9 (250k steps); paper PPO 15.5 (1M)",
     "ppo-250k-sb3-value": "SB3 PPO 4.3, 4.9 (250k steps)",
+    SB3_ARM: "SB3 PPO 4.3, 4.9 (the issue's run, 250k steps)",
 }
+# Arms without an evaluation in Crafter (training score only): left out of the checkpoints and the plots.
+NO_EVAL = {SB3_ARM}
 
 
 def _read(path: Path) -> Any:
@@ -37,7 +41,7 @@ def _read(path: Path) -> Any:
 def load(profile: str) -> dict[str, dict[str, Any]]:
     """Per arm: its seeds' records (final and cycle metrics), LLM usage, critic findings, finished or not."""
     arms: dict[str, dict[str, Any]] = {}
-    for arm in bench.ARMS:
+    for arm in (*bench.ARMS, SB3_ARM):
         folder = bench.RESULTS / profile / arm
         if not folder.is_dir():
             continue
@@ -137,6 +141,7 @@ def summary(profile: str, arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "scores": [round(m["trainScore"], 3) for _, m in final if m.get("trainScore") is not None],
             "evalScores": [round(m["score"], 3) for _, m in final if m.get("score") is not None],
             "seeds": [s for s, _ in final],
+            **({"versions": final[0][1]["versions"]} if final and "versions" in final[0][1] else {}),
         }
     out["budget"] = {
         "profile": profile,
@@ -171,7 +176,10 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for name, arm in arms.items():
         if name in bench.REFERENCE_ARMS:
-            lines.append(_against_sb3(name, arm))
+            lines.append(_against_sb3(name, arm, arms.get(SB3_ARM)))
+            continue
+        if name == SB3_ARM:
+            lines.append(_sb3_against_issue(arm))
             continue
         if name == "none":
             continue
@@ -194,13 +202,33 @@ def _difference(scores: list[float], base: list[float]) -> tuple[str, bool]:
     return text, p < 0.05 and lo > 0
 
 
-def _against_sb3(name: str, arm: dict[str, Any]) -> str:
-    """Our PPO alone (a reference arm) against the SB3 reference run, same budget and protocol."""
-    scores = [m["trainScore"] for _, m in _final(arm)]
-    sb3 = bench.SB3_SCORES
+def _train_scores(arm: dict[str, Any] | None) -> list[float]:
+    return [m["trainScore"] for _, m in _final(arm)] if arm else []
+
+
+def _against_sb3(name: str, arm: dict[str, Any], sb3_arm: dict[str, Any] | None = None) -> str:
+    """Our PPO alone (a reference arm) against SB3, same budget and protocol.
+
+    SB3 is the ``sb3-250k`` arm measured here once it has 2 finished seeds, else the issue's run (``SB3_SCORES``).
+    """
+    scores = _train_scores(arm)
+    measured = [s for s in _train_scores(sb3_arm) if s is not None]
+    if len(measured) >= 2:
+        sb3, label = measured, f"measured here, {len(measured)} seeds: {', '.join(f'{x:.2f}' for x in measured)}"
+    else:
+        sb3, label = bench.SB3_SCORES, f"the issue's run: {', '.join(f'{x:g}' for x in bench.SB3_SCORES)}"
     if len(scores) < 2:
-        return f"- {name} vs SB3 PPO: not enough finished seeds yet ({len(scores)})."
-    return f"- {name} vs SB3 PPO ({', '.join(f'{x:g}' for x in sb3)}): {_difference(scores, sb3)[0]}."
+        return f"- {name} vs SB3 PPO ({label}): not enough finished seeds yet ({len(scores)})."
+    return f"- {name} vs SB3 PPO ({label}): {_difference(scores, sb3)[0]}."
+
+
+def _sb3_against_issue(arm: dict[str, Any]) -> str:
+    """SB3 measured here against the issue's SB3 run: does the reference reproduce?"""
+    measured = [s for s in _train_scores(arm) if s is not None]
+    issue = ", ".join(f"{x:g}" for x in bench.SB3_SCORES)
+    if len(measured) < 2:
+        return f"- {SB3_ARM} vs the issue's SB3 run ({issue}): not enough finished seeds yet ({len(measured)})."
+    return f"- {SB3_ARM} vs the issue's SB3 run ({issue}): {_difference(measured, bench.SB3_SCORES)[0]}."
 
 
 def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:
@@ -227,7 +255,7 @@ def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [(n, a) for n, a in arms.items() if _final(a) and n not in bench.REFERENCE_ARMS]
+    shown = [(n, a) for n, a in arms.items() if _final(a) and n not in bench.REFERENCE_ARMS and n not in NO_EVAL]
     fig, ax = plt.subplots(figsize=(14, 5))
     width = 0.8 / max(len(shown), 1)
     x = np.arange(len(ACHIEVEMENTS))
@@ -287,6 +315,7 @@ def report_dir(profile: str) -> Path:
 def write_report(profile: str) -> list[Path]:
     """Write RESULTS.md, summary.json, achievements.png and curves.png; return their paths."""
     arms = load(profile)
+    evaluated = {n: a for n, a in arms.items() if n not in NO_EVAL}
     out = report_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     doc = summary(profile, arms)
@@ -319,12 +348,12 @@ def write_report(profile: str) -> list[Path]:
         "",
         "## Equal-step checkpoints (evaluation in Crafter at the end of each finished task)",
         "",
-        *(_checkpoints(arms) or ["No task has finished yet."]),
+        *(_checkpoints(evaluated) or ["No task has finished yet."]),
         "",
     ]
-    if any(_final(a) for a in arms.values()):
+    if any(_final(a) for a in evaluated.values()):
         _achievement_plot(arms, out / "achievements.png")
-        _curve_plot(arms, out / "curves.png")
+        _curve_plot(evaluated, out / "curves.png")
         files += [out / "achievements.png", out / "curves.png"]
         lines += ["![per-achievement success](achievements.png)", "", "![learning curves](curves.png)", ""]
     notes = out / "NOTES.md"

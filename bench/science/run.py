@@ -3,6 +3,7 @@
     python -m bench.science run --profile cpu --arms none heuristic --seeds 3
     python -m bench.science run --profile paper --arms none --max-minutes 9     # GPU, one chunk; rerun to resume
     python -m bench.science report --profile cpu                               # tables and plots only
+    python -m bench.science run --profile cpu --reference sb3 --seeds 3        # stable-baselines3 side by side
 
 Each arm is one EnvGenRun (``seeds`` parallel seeds, pooled feedback, as the project runs them) in
 ``bench/science/runs/<profile>/<arm>/`` (ignored by git). Every finished task's metrics, the cycle designs and
@@ -119,6 +120,7 @@ ARMS: dict[str, dict[str, Any]] = {
     **{arm: {"type": "none"} for arm in REFERENCE_ARMS},
 }
 SB3_SCORES = [4.3, 4.9]  # stable-baselines3 PPO("CnnPolicy"), stock Crafter, 250k steps, two seeds (the run)
+REFERENCES = ["sb3"]  # --reference: learners run beside our arms at the reference budget (bench/science/sb3.py)
 DEFAULT_ARMS = [
     "none",
     "heuristic",
@@ -260,7 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run (or resume) arms x seeds, then write the report")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    p.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=DEFAULT_ARMS)
+    p.add_argument(
+        "--arms", nargs="+", choices=sorted(ARMS), help="default: every arm, or none when --reference is given"
+    )
+    p.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        help="also run stable-baselines3 PPO on stock Crafter (arm sb3-250k), same budget and protocol as ppo-250k",
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--endpoint", help="OpenAI-compatible base URL for the llm-endpoint arm")
     p.add_argument("--model", help="model name at --endpoint")
@@ -285,13 +294,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "run":
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
-        for arm in args.arms:
+        arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
+        if args.reference == "sb3":
+            from .sb3 import MISSING, SB3_ARM, sb3_installed
+
+            # Checked before hours of other arms, not after (a finished SB3 reference is reused without SB3).
+            if not (RESULTS / args.profile / SB3_ARM / "finished.json").exists() and not sb3_installed():
+                raise SystemExit(MISSING)
+        for arm in arms:
             finished = run_arm(arm, args.profile, args.seeds, args, deadline)
             files = write_report(args.profile)
             if finished and args.commit:
                 git_commit(files, f"Science benchmark report: {args.profile}, {arm} finished")
             if deadline is not None and time.time() > deadline:
-                break
+                return 0
+        if args.reference == "sb3":
+            from .sb3 import run_sb3
+
+            finished = run_sb3(args.profile, args.seeds, args, deadline)
+            files = write_report(args.profile)
+            if finished and args.commit:
+                git_commit(files, f"Science benchmark report: {args.profile}, {SB3_ARM} finished")
         return 0
     while True:
         files = write_report(args.profile)
