@@ -10,7 +10,7 @@ so far after every chunk, so an interrupted seed resumes from its last chunk:
 
 Checkpoints live in ``runs/<profile>/sb3-250k/s<seed>/`` (git-ignored); each finished seed's result JSON and, once
 every seed is done, ``finished.json`` are copied to ``results/<profile>/sb3-250k/``. stable-baselines3 and
-gymnasium come with the optional extra ``reference`` (``pip install -e '.[reference]'``); nothing here imports them
+gymnasium come with the ``dev`` extra (``scripts/setup.sh`` installs it); nothing here imports them
 at module level, so the wrapper, the chunk runner and the report work (and are tested) without them.
 """
 
@@ -44,7 +44,7 @@ N_ACTIONS = 17
 CHUNK_UPDATES = 8  # PPO updates per saved chunk: 32,768 steps in the cpu profile (a few minutes per seed)
 MISSING = (
     "--reference sb3 needs stable-baselines3 (and gymnasium), which are not installed: "
-    "pip install -e '.[reference]' (pinned in constraints.txt: add -c constraints.txt)"
+    "bash scripts/setup.sh (or pip install -c constraints.txt -e '.[dev]')"
 )
 
 
