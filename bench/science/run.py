@@ -227,10 +227,10 @@ def _run_once(
             _publish(rundir, out, arm, profile, args.commit)
             if deadline is not None and time.time() > deadline:
                 print(f"[science] {profile}/{arm}: time is up, stopping (rerun to resume)", flush=True)
-                _stop(proc)
+                stop(proc)
                 break
     except KeyboardInterrupt:
-        _stop(proc)
+        stop(proc)
         raise
     finally:
         log.close()
@@ -248,10 +248,14 @@ def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> N
         git_commit([out], f"Science benchmark raw results: {profile}/{arm} {names or 'designs'}".strip())
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)  # envgen run stops as cleanly as on Ctrl-C (SIGINT may be ignored under nohup)
+def stop(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Stop a child cleanly (SIGTERM: ``envgen run`` stops as on Ctrl-C, SIGINT may be ignored under nohup; an SB3
+    seed keeps its last saved chunk), then its whole process group after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(120)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -396,20 +395,9 @@ def run_sb3(profile: str, seeds: int, args: argparse.Namespace, deadline: float 
             time.sleep(args.poll if procs else min(args.poll, 1.0))
     finally:
         for proc in procs.values():
-            _stop(proc)
+            bench.stop(proc, 60)
     sync()
     return (out / "finished.json").exists()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a seed process (its last saved chunk stays; the chunk in progress is trained again on resume)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
