@@ -155,9 +155,14 @@ def summary(profile: str, arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _train_scores(arm: dict[str, Any] | None) -> list[float]:
+    """The final-phase training scores of an arm's finished seeds."""
+    return [m["trainScore"] for _, m in _final(arm) if m.get("trainScore") is not None] if arm else []
+
+
 def _row(name: str, arm: dict[str, Any]) -> str:
     final = _final(arm)
-    scores = [m["trainScore"] for _, m in final if m.get("trainScore") is not None]
+    scores = _train_scores(arm)
     evals = [m["score"] for _, m in final if m.get("score") is not None]
     rewards = [m["rewardMean"] for _, m in final if m.get("rewardMean") is not None]
     tasks = [t for r in arm["seeds"].values() for t in _tasks(r)]
@@ -172,7 +177,7 @@ def _row(name: str, arm: dict[str, Any]) -> str:
 
 
 def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
-    base = [m["trainScore"] for _, m in _final(arms["none"])] if "none" in arms else []
+    base = _train_scores(arms.get("none"))
     lines = []
     for name, arm in arms.items():
         if name in bench.REFERENCE_ARMS:
@@ -183,7 +188,7 @@ def _significance(arms: dict[str, dict[str, Any]]) -> list[str]:
             continue
         if name == "none":
             continue
-        scores = [m["trainScore"] for _, m in _final(arm)]
+        scores = _train_scores(arm)
         if len(scores) < 2 or len(base) < 2:
             lines.append(f"- {name} vs none: not enough finished seeds yet ({len(scores)} vs {len(base)}).")
             continue
@@ -202,8 +207,10 @@ def _difference(scores: list[float], base: list[float]) -> tuple[str, bool]:
     return text, p < 0.05 and lo > 0
 
 
-def _train_scores(arm: dict[str, Any] | None) -> list[float]:
-    return [m["trainScore"] for _, m in _final(arm)] if arm else []
+def _versus(name: str, scores: list[float], label: str, base: list[float]) -> str:
+    if len(scores) < 2:
+        return f"- {name} vs {label}: not enough finished seeds yet ({len(scores)})."
+    return f"- {name} vs {label}: {_difference(scores, base)[0]}."
 
 
 def _against_sb3(name: str, arm: dict[str, Any], sb3_arm: dict[str, Any] | None = None) -> str:
@@ -211,24 +218,18 @@ def _against_sb3(name: str, arm: dict[str, Any], sb3_arm: dict[str, Any] | None 
 
     SB3 is the ``sb3-250k`` arm measured here once it has 2 finished seeds, else the issue's run (``SB3_SCORES``).
     """
-    scores = _train_scores(arm)
-    measured = [s for s in _train_scores(sb3_arm) if s is not None]
+    measured = _train_scores(sb3_arm)
     if len(measured) >= 2:
         sb3, label = measured, f"measured here, {len(measured)} seeds: {', '.join(f'{x:.2f}' for x in measured)}"
     else:
         sb3, label = bench.SB3_SCORES, f"the issue's run: {', '.join(f'{x:g}' for x in bench.SB3_SCORES)}"
-    if len(scores) < 2:
-        return f"- {name} vs SB3 PPO ({label}): not enough finished seeds yet ({len(scores)})."
-    return f"- {name} vs SB3 PPO ({label}): {_difference(scores, sb3)[0]}."
+    return _versus(name, _train_scores(arm), f"SB3 PPO ({label})", sb3)
 
 
 def _sb3_against_issue(arm: dict[str, Any]) -> str:
     """SB3 measured here against the issue's SB3 run: does the reference reproduce?"""
-    measured = [s for s in _train_scores(arm) if s is not None]
     issue = ", ".join(f"{x:g}" for x in bench.SB3_SCORES)
-    if len(measured) < 2:
-        return f"- {SB3_ARM} vs the issue's SB3 run ({issue}): not enough finished seeds yet ({len(measured)})."
-    return f"- {SB3_ARM} vs the issue's SB3 run ({issue}): {_difference(measured, bench.SB3_SCORES)[0]}."
+    return _versus(SB3_ARM, _train_scores(arm), f"the issue's SB3 run ({issue})", bench.SB3_SCORES)
 
 
 def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,18 +179,22 @@ def git_commit(paths: list[Path], message: str) -> None:
     print(f"[science] could not commit {rel}", file=sys.stderr)
 
 
+def copy_changed(pairs: list[tuple[Path, Path]]) -> list[Path]:
+    """Copy each ``src`` to its ``dst`` when ``dst`` is missing or differs; the destinations copied."""
+    copied = []
+    for src, dst in pairs:
+        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+            shutil.copyfile(src, dst)
+            copied.append(dst)
+    return copied
+
+
 def sync(rundir: Path, out: Path) -> list[Path]:
     """Copy new or changed raw results (task metrics, designs, finished.json) of a run into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     sources = [*sorted((rundir / "metrics").glob("*.json")), *sorted((rundir / "designs").glob("c*.json"))]
     sources += [p for p in (rundir / "finished.json", rundir / "run.json") if p.exists()]
-    copied = []
-    for src in sources:
-        dst = out / (f"design-{src.name}" if src.parent.name == "designs" else src.name)
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
-            shutil.copyfile(src, dst)
-            copied.append(dst)
-    return copied
+    return copy_changed([(s, out / (f"design-{s.name}" if s.parent.name == "designs" else s.name)) for s in sources])
 
 
 def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
@@ -242,10 +247,14 @@ def _run_once(
 
 
 def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> None:
-    copied = sync(rundir, out)
+    commit_copied(sync(rundir, out), out, arm, profile, commit, other="designs")
+
+
+def commit_copied(copied: list[Path], out: Path, arm: str, profile: str, commit: bool, other: str = "") -> None:
+    """Commit an arm's results folder when ``copied`` changed it (named by its task files, else ``other``)."""
     if copied and commit:
         names = ", ".join(p.stem for p in copied if p.stem.startswith("sci-"))
-        git_commit([out], f"Science benchmark raw results: {profile}/{arm} {names or 'designs'}".strip())
+        git_commit([out], f"Science benchmark raw results: {profile}/{arm} {names or other}".strip())
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -299,26 +308,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
+        jobs = [(arm, partial(run_arm, arm, args.profile, args.seeds, args, deadline)) for arm in arms]
         if args.reference == "sb3":
-            from .sb3 import MISSING, SB3_ARM, sb3_installed
+            from .sb3 import SB3_ARM, require_sb3, run_sb3
 
-            # Checked before hours of other arms, not after (a finished SB3 reference is reused without SB3).
-            if not (RESULTS / args.profile / SB3_ARM / "finished.json").exists() and not sb3_installed():
-                raise SystemExit(MISSING)
-        for arm in arms:
-            finished = run_arm(arm, args.profile, args.seeds, args, deadline)
+            require_sb3(args.profile)  # before hours of other arms, not after
+            jobs.append((SB3_ARM, partial(run_sb3, args.profile, args.seeds, args, deadline)))
+        for name, job in jobs:
+            finished = job()
             files = write_report(args.profile)
             if finished and args.commit:
-                git_commit(files, f"Science benchmark report: {args.profile}, {arm} finished")
+                git_commit(files, f"Science benchmark report: {args.profile}, {name} finished")
             if deadline is not None and time.time() > deadline:
-                return 0
-        if args.reference == "sb3":
-            from .sb3 import run_sb3
-
-            finished = run_sb3(args.profile, args.seeds, args, deadline)
-            files = write_report(args.profile)
-            if finished and args.commit:
-                git_commit(files, f"Science benchmark report: {args.profile}, {SB3_ARM} finished")
+                break
         return 0
     while True:
         files = write_report(args.profile)

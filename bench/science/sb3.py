@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -216,9 +215,21 @@ def sb3_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("stable_baselines3", "gymnasium"))
 
 
+def require_sb3(profile: str) -> None:
+    """Exit naming the fix when the SB3 reference still has seeds to train and SB3 is not installed (a finished
+    reference is reused without it)."""
+    if not (bench.RESULTS / profile / SB3_ARM / "finished.json").exists() and not sb3_installed():
+        raise SystemExit(MISSING)
+
+
+def _agent(profile: str) -> dict[str, Any]:
+    """The profile's agent block over the paper's PPO (the cpu profile: the paper's)."""
+    return {**bench.PAPER_PPO, **bench.PROFILES[profile]["agent"]}
+
+
 def ppo_settings(profile: str) -> dict[str, Any]:
-    """SB3 PPO keyword arguments from the profile's agent block over the paper's PPO (the cpu profile: the paper's)."""
-    agent = {**bench.PAPER_PPO, **bench.PROFILES[profile]["agent"]}
+    """SB3 PPO keyword arguments from the profile's agent settings."""
+    agent = _agent(profile)
     batch = int(agent["numEnvs"]) * int(agent["rolloutSteps"])
     return {
         "n_steps": int(agent["rolloutSteps"]),
@@ -234,7 +245,7 @@ def ppo_settings(profile: str) -> dict[str, Any]:
 
 def num_envs(profile: str) -> int:
     """Envs per seed: the profile's numEnvs (8 in cpu and paper)."""
-    return int({**bench.PAPER_PPO, **bench.PROFILES[profile]["agent"]}["numEnvs"])
+    return int(_agent(profile)["numEnvs"])
 
 
 class SB3Learner:
@@ -323,12 +334,8 @@ def result_name(seed: int) -> str:
 def publish(base: Path, out: Path, seeds: int) -> list[Path]:
     """Copy finished seeds' results into ``out``, and ``finished.json`` once all seeds are there; what changed."""
     out.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for seed in range(seeds):
-        src, dst = base / f"s{seed}" / "result.json", out / result_name(seed)
-        if src.exists() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
-            shutil.copyfile(src, dst)
-            copied.append(dst)
+    finished = [(base / f"s{seed}" / "result.json", out / result_name(seed)) for seed in range(seeds)]
+    copied = bench.copy_changed([(src, dst) for src, dst in finished if src.exists()])
     done = [s for s in range(seeds) if (out / result_name(s)).exists()]
     if len(done) == seeds and not (out / "finished.json").exists():
         doc = {"outcome": "Succeeded", "reason": "AllSeedsFinished", "seeds": done, "finishedAt": time.time()}
@@ -340,11 +347,10 @@ def publish(base: Path, out: Path, seeds: int) -> list[Path]:
 def run_sb3(profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
     """Run (or resume) the SB3 reference: one process per unfinished seed, in parallel; True when all finished."""
     out = bench.RESULTS / profile / SB3_ARM
+    require_sb3(profile)
     if (out / "finished.json").exists():
         print(f"[science] {profile}/{SB3_ARM}: finished earlier, reused")
         return True
-    if not sb3_installed():
-        raise SystemExit(MISSING)
     base = bench.RUNS / profile / SB3_ARM
     base.mkdir(parents=True, exist_ok=True)
     procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -352,10 +358,7 @@ def run_sb3(profile: str, seeds: int, args: argparse.Namespace, deadline: float 
     not_before = dict.fromkeys(range(seeds), 0.0)
 
     def sync() -> None:
-        copied = publish(base, out, seeds)
-        if copied and args.commit:
-            names = ", ".join(p.stem for p in copied if p.stem.startswith("sci-"))
-            bench.git_commit([out], f"Science benchmark raw results: {profile}/{SB3_ARM} {names}".strip())
+        bench.commit_copied(publish(base, out, seeds), out, SB3_ARM, profile, args.commit)
 
     def pending() -> list[int]:
         return [s for s in range(seeds) if not (out / result_name(s)).exists()]
