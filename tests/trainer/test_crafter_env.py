@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from envgen.envconfig import CrafterEnvConfig
-from envgen_trainer.crafter_env import ConfigurableCrafter
+from envgen_trainer.crafter_env import ConfigurableCrafter, _position
 
 
 def _objects(env: crafter.Env) -> list[tuple[str, tuple[int, int]]]:
@@ -136,7 +136,7 @@ class _ReplayableStock(crafter.Env):  # type: ignore[misc]
     and actions drift apart; ConfigurableCrafter sorts (the same uniform draw, replayable)."""
 
     def _balance_object(self, chunk: Any, objs: Any, *args: Any) -> None:
-        ordered = sorted(objs, key=lambda obj: (int(obj.pos[0]), int(obj.pos[1])))
+        ordered = sorted(objs, key=_position)
         super()._balance_object(chunk, ordered, *args)
 
 

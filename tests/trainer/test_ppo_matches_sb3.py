@@ -38,20 +38,15 @@ from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from bench.science import sb3
 from envgen.spec import AgentSpec
 from envgen_trainer.ppo import PPO
 
 N_ENVS, N_STEPS, EPOCHS = 2, 8, 3  # the project's 3 epochs; one minibatch of all 16 steps each
 OBS_SHAPE, N_ACTIONS = (64, 64, 3), 17
-SETTINGS = {  # the project's PPO settings (bench.science.run.PAPER_PPO), SB3 names
-    "learning_rate": 3e-4,
-    "gamma": 0.95,
-    "gae_lambda": 0.65,
-    "clip_range": 0.2,
-    "ent_coef": 0.01,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-}
+# The benchmark's SB3 settings (bench/science/sb3.py, cpu profile: the paper's PPO) over this tiny batch; SB3's
+# defaults for the rest (vf_coef 0.5, max_grad_norm 0.5), read back from the model where ours needs them.
+SETTINGS = {k: v for k, v in sb3.ppo_settings("cpu").items() if k not in ("n_steps", "batch_size", "n_epochs")}
 # our parameter -> SB3's (the features extractor is shared by SB3's actor and critic, like our encoder)
 LAYERS = {
     "encoder.net.0": "features_extractor.cnn.0",
@@ -97,7 +92,7 @@ def sb3_model(epochs: int = EPOCHS, seed: int = 0) -> SB3PPO:
         n_epochs=epochs,
         seed=seed,
         device="cpu",
-        **SETTINGS,  # type: ignore[arg-type]
+        **SETTINGS,
     )
     model.set_logger(configure(None, []))  # train() logs; learn() would set this up
     return model
@@ -118,14 +113,11 @@ def our_agent(model: SB3PPO, *, clip_value_loss: bool, value_coef: str) -> PPO:
         entropy_coef=str(SETTINGS["ent_coef"]),
         value_coef=value_coef,
         clip_value_loss=clip_value_loss,
-        max_grad_norm=str(SETTINGS["max_grad_norm"]),
+        max_grad_norm=str(model.max_grad_norm),
         device="cpu",
     )
     agent = PPO(spec, num_actions=N_ACTIONS)
-    theirs = model.policy.state_dict()
-    agent.net.load_state_dict(
-        {f"{ours}.{p}": theirs[f"{sb3}.{p}"].clone() for ours, sb3 in LAYERS.items() for p in ("weight", "bias")}
-    )
+    agent.net.load_state_dict(sb3_params(model))
     return agent
 
 
@@ -133,7 +125,9 @@ def sb3_params(model: SB3PPO) -> dict[str, torch.Tensor]:
     """SB3's parameters under our names."""
     theirs = model.policy.state_dict()
     return {
-        f"{ours}.{p}": theirs[f"{sb3}.{p}"].detach().clone() for ours, sb3 in LAYERS.items() for p in ("weight", "bias")
+        f"{ours}.{p}": theirs[f"{name}.{p}"].detach().clone()
+        for ours, name in LAYERS.items()
+        for p in ("weight", "bias")
     }
 
 
