@@ -70,6 +70,22 @@ def test_biome_contradictions_come_from_check() -> None:
     assert "coal-without-mountains" in codes([GOOD[0].model_copy(update={"config": config}), *GOOD[1:]])
 
 
+@pytest.mark.parametrize(
+    ("purpose", "warned"),
+    [
+        ("Practise collect_drink at the beach.", False),  # stone is not the target: no weakness
+        ("Practise make_stone_pickaxe at the beach.", True),  # needs stone, which the beach lacks
+        ("Practise collect_stone at the beach.", True),
+        ("Learn to survive at the beach.", True),  # names no skill: the warning stays
+    ],
+)
+def test_no_stone_source_matters_only_where_the_purpose_needs_stone(purpose: str, warned: bool) -> None:
+    drink = CRAFTER_PRACTICE["collect_drink"].env
+    assert isinstance(drink.config, CrafterEnvConfig) and drink.config.environment_settings.target_biome == "beaches"
+    env = drink.model_copy(update={"purpose": purpose})
+    assert ("no-stone-source" in codes([env, *GOOD[1:]])) is warned
+
+
 def designer(stub: StubLLM, critic: bool) -> LLMDesigner:
     return LLMDesigner(LLMClient(LLMSettings(base_url=stub.base_url, model="m", max_retries=0)), critic=critic)
 

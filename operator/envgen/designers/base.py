@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from ..contracts import Designer, DesignError, DesignUnavailable
 from ..envconfig import DesignedEnv, Finding, check
+from ..games import game as game_of
 
 __all__ = ["DesignError", "DesignUnavailable", "Designer", "env_findings", "unique_names"]
 
 
+# check() codes that only say one skill (and every skill that needs it) is impossible in the env
+RULES_OUT = {"no-stone-source": "collect_stone"}
+
+
+def concerns(finding: Finding, env: DesignedEnv) -> bool:
+    """False for a finding that only rules out skills, in an env whose purpose names its targets and none of those."""
+    ruled_out = RULES_OUT.get(finding.code)
+    if ruled_out is None:
+        return True
+    game = game_of(env.config.game)
+    targets = [s for s in game.skills if s in env.purpose]
+    return not targets or any(s == ruled_out or ruled_out in game.requires(s) for s in targets)
+
+
 def env_findings(envs: list[DesignedEnv]) -> list[Finding]:
-    """``check()`` findings of every env, each message prefixed with the env's name."""
-    return [f.model_copy(update={"message": f"{env.name}: {f.message}"}) for env in envs for f in check(env.config)]
+    """``check()`` findings of every env that concern its purpose, each message prefixed with the env's name."""
+    return [
+        f.model_copy(update={"message": f"{env.name}: {f.message}"})
+        for env in envs
+        for f in check(env.config)
+        if concerns(f, env)
+    ]
 
 
 def is_copy(name: str, original: str) -> bool:

@@ -1,11 +1,17 @@
 """The constrained LLM design mode: the model only chooses, the catalogue builds the environments.
 
-A small model cannot invent good configurations, but it can pick from a short menu. The catalogue (one practice
-env per Crafter skill, Heist's level ladder; easy to hard) is cut into N consecutive stages, one per environment
-slot, and the JSON schema gives slot k a string ``enum`` of stage k's skills only, so every answer the grammar
-allows is N valid, distinct practice environments spread from easy to hard. The prompt shows the agent's success
-per skill; the model picks, per stage, the skill the agent should practise next. A schema-invalid answer gets one
-repair; if it is still invalid, each unusable slot falls back to its stage's weakest reachable skill.
+A small model cannot invent good configurations, but it can pick from a short menu. Each environment slot gets a
+menu, and the JSON schema gives slot k a string ``enum`` of menu k only; the menus are disjoint, so every answer
+the grammar allows is N valid, distinct practice environments.
+
+* A game with one practice env per skill (Crafter): the menus are the agent's frontier, the heuristic designer's
+  candidates (skills it can reach now or one step beyond, most valuable first, stalled skills last), without last
+  cycle's choices while enough others are left, dealt round-robin over the slots. The menu moves with the
+  feedback, so even a model that always picks the first option follows it, and a repeat is never on offer.
+* A level ladder (Heist): the ladder cut into N consecutive stages, easy to hard.
+
+The prompt shows the agent's success per skill; the model picks, per slot, what the agent should practise next. A
+schema-invalid answer gets one repair; if it is still invalid, each unusable slot gets its menu's first option.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ from ..games import GameName
 from ..games import game as game_of
 from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
-from .base import DesignError, DesignUnavailable, unique_names
+from .base import DesignError, DesignUnavailable, is_copy, unique_names
 from .catalogue import CatalogueEnv, ladder, spread
 from .critic import critique
-from .heuristic import reachable, success_of
+from .heuristic import capability, curriculum, latest_success, stalled
 from .prompts import SYSTEM, game_title, success_table
 from .schema import extract_json
 
@@ -33,6 +39,26 @@ def stages(game: GameName, n: int) -> list[tuple[CatalogueEnv, ...]]:
     envs = ladder(game)
     n = max(1, min(n, len(envs)))
     return [envs[k * len(envs) // n : (k + 1) * len(envs) // n] for k in range(n)]
+
+
+def frontier(request: DesignRequest) -> list[CatalogueEnv]:
+    """The heuristic's candidates, most valuable first, without last cycle's envs while ``num_envs`` others remain."""
+    game, history = game_of(request.game), list(request.history)
+    practice = {c.skills[0]: c for c in game.catalogue}
+    ranked = curriculum(game, latest_success(history), capability(history), len(game.skills), stalled(game, history))
+    envs = [practice[s] for s in ranked]
+    last = [e.name for e in history[-1].design.envs] if history else []
+    fresh = [c for c in envs if not any(is_copy(name, c.env.name) for name in last)]
+    return fresh if len(fresh) >= request.num_envs else envs
+
+
+def menus(request: DesignRequest) -> list[tuple[CatalogueEnv, ...]]:
+    """One disjoint, non-empty menu per slot (fewer slots when there are fewer options), best option first."""
+    if game_of(request.game).curriculum != "skills":
+        return stages(request.game, request.num_envs)
+    options = frontier(request)
+    n = max(1, min(request.num_envs, len(options)))
+    return [tuple(options[k::n]) for k in range(n)]
 
 
 def choice(entry: CatalogueEnv, game: GameName) -> str:
@@ -45,31 +71,26 @@ def slot(k: int) -> str:
     return f"env{k + 1}"
 
 
-def constrained_schema(game: GameName, n: int) -> dict[str, Any]:
-    """One required string field per slot, each an enum of its own stage: distinct choices by construction."""
-    props = {
-        slot(k): {"type": "string", "enum": [choice(e, game) for e in stage]} for k, stage in enumerate(stages(game, n))
-    }
+def constrained_schema(game: GameName, menu: list[tuple[CatalogueEnv, ...]]) -> dict[str, Any]:
+    """One required string field per slot, each an enum of its own menu: distinct choices by construction."""
+    props = {slot(k): {"type": "string", "enum": [choice(e, game) for e in options]} for k, options in enumerate(menu)}
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-def constrained_prompt(request: DesignRequest) -> str:
-    """The menu, the agent's success so far, and how to choose."""
+def constrained_prompt(request: DesignRequest, menu: list[tuple[CatalogueEnv, ...]]) -> str:
+    """The menus, the agent's success so far, and how to choose."""
     game, feedback = request.game, request.history[-1].feedback if request.history else None
-    menu = []
-    for k, stage in enumerate(stages(game, request.num_envs)):
-        options = "\n".join(f"  - {choice(e, game)}: {e.env.purpose.split(': ', 1)[-1]}" for e in stage)
-        menu.append(f"{slot(k)} (stage {k + 1}):\n{options}")
+    success = latest_success(list(request.history))
+    per_skill = game_of(game).curriculum == "skills"
+
+    def option(e: CatalogueEnv) -> str:
+        now = f" (now {success[e.skills[0]]:.0f}%)" if per_skill else ""
+        return f"  - {choice(e, game)}{now}: {e.env.purpose.split(': ', 1)[-1]}"
+
+    listed = [f"{slot(k)}:\n" + "\n".join(option(e) for e in options) for k, options in enumerate(menu)]
     table = success_table(feedback) if feedback else "(no training yet: every skill is at 0%)"
     last = request.history[-1].design.envs if request.history else []
-    practised = (
-        [
-            f"Last cycle the agent practised: {', '.join(e.name for e in last)}. Choose another option in a slot "
-            "when the agent now succeeds at that skill."
-        ]
-        if last
-        else []
-    )
+    practised = [f"Last cycle the agent practised: {', '.join(e.name for e in last)}."] if last else []
     return "\n\n".join(
         [
             f'You choose training environments for an agent learning "{game_title(game)}". Each environment '
@@ -77,20 +98,11 @@ def constrained_prompt(request: DesignRequest) -> str:
             f"How well the agent does each skill in the real game (success rate):\n{table}",
             *practised,
             "For each slot, choose the option the agent should practise next: a skill it rarely succeeds at "
-            "whose prerequisites it already manages. Avoid skills it already masters.",
-            "The options per slot:\n" + "\n\n".join(menu),
+            "whose prerequisites it already manages. Each slot lists its options most useful first.",
+            "The options per slot:\n" + "\n\n".join(listed),
             f"Reply with one JSON object with the keys {', '.join(slot(k) for k in range(len(menu)))}.",
         ]
     )
-
-
-def fallback(stage: tuple[CatalogueEnv, ...], request: DesignRequest) -> CatalogueEnv:
-    """The stage's weakest skill whose prerequisites the agent manages (else the stage's first)."""
-    feedback = request.history[-1].feedback if request.history else None
-    success = success_of(feedback)
-    game = game_of(request.game)
-    can = [e for e in stage if reachable(game, success, e.skills[0])]
-    return min(can or stage[:1], key=lambda e: success[e.skills[0]])
 
 
 def parse_choices(text: str, schema: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -123,14 +135,14 @@ class ConstrainedLLMDesigner:
 
     def design(self, request: DesignRequest) -> CycleDesign:
         log = CallLog()
+        menu = menus(request)
         chat = [
             ChatMessage(role="system", content=SYSTEM),
-            ChatMessage(role="user", content=constrained_prompt(request)),
+            ChatMessage(role="user", content=constrained_prompt(request, menu)),
         ]
-        schema = constrained_schema(request.game, request.num_envs)
         log.notes.append(f"prompt: constrained ({self.client.settings.model}, response_format {self.client.rung})")
         try:
-            text, picks = self._ask(chat, schema, request, log)
+            text, picks = self._ask(chat, menu, request, log)
         except LLMUnavailable as exc:
             raise DesignUnavailable(
                 f"{self.name} designer (constrained), cycle {request.cycle}: {exc}",
@@ -149,8 +161,9 @@ class ConstrainedLLMDesigner:
         return design
 
     def _ask(
-        self, chat: list[ChatMessage], schema: dict[str, Any], request: DesignRequest, log: CallLog
+        self, chat: list[ChatMessage], menu: list[tuple[CatalogueEnv, ...]], request: DesignRequest, log: CallLog
     ) -> tuple[str, list[CatalogueEnv]]:
+        schema = constrained_schema(request.game, menu)
         answer = self.client.chat(chat, schema, f"envgen_{request.game}_choice", log)
         good, problems = parse_choices(answer.text, schema)
         text = answer.text
@@ -170,13 +183,13 @@ class ConstrainedLLMDesigner:
             if len(again) >= len(good):
                 good, text = again, second.text
         picks = []
-        for k, stage in enumerate(stages(request.game, request.num_envs)):
-            by_choice = {choice(e, request.game): e for e in stage}
+        for k, options in enumerate(menu):
+            by_choice = {choice(e, request.game): e for e in options}
             if slot(k) in good:
                 picks.append(by_choice[good[slot(k)]])
             else:
-                picks.append(fallback(stage, request))
-                log.notes.append(f"{slot(k)}: no valid choice, used the stage's weakest reachable skill")
+                picks.append(options[0])
+                log.notes.append(f"{slot(k)}: no valid choice, used the slot's first option")
         if not good:
             text = json.dumps({slot(k): choice(p, request.game) for k, p in enumerate(picks)})
         return text, picks

@@ -60,6 +60,10 @@ class Game:
         parents = self.prerequisites.get(skill, ())
         return 0 if not parents else 1 + max(self.depth(p) for p in parents)
 
+    def requires(self, skill: str) -> set[str]:
+        """Every skill below a skill in the prerequisite graph (direct prerequisites and theirs)."""
+        return {r for p in self.prerequisites.get(skill, ()) for r in (p, *self.requires(p))}
+
     def choice(self, entry: CatalogueEnv) -> str:
         """How a designer names a catalogue entry: its skill (``skills``) or its env name (``ladder``)."""
         return entry.skills[0] if self.curriculum == "skills" else entry.env.name
