@@ -97,6 +97,19 @@ def test_adversarial_keeps_the_worst_envs() -> None:
     assert picked == [envs[3].name, envs[1].name]
 
 
+def test_adversarial_reads_a_numbered_copys_result() -> None:
+    envs = [CRAFTER_PRACTICE[s].env for s in ("collect_wood", "eat_cow")]
+    per_env = [
+        EnvResult(name=f"{envs[0].name}-2", episodes=10, success={"collect_wood": 2.0}),  # only the copy trained
+        EnvResult(name=envs[1].name, episodes=10, success={"eat_cow": 40.0}),
+    ]
+    skills = {a: SkillStat(mean=80.0) for a in ACHIEVEMENTS}
+    request = DesignRequest(
+        game="crafter", cycle=2, num_envs=1, history=history("crafter", envs, skills, per_env=per_env)
+    )
+    assert [e.name for e in AdversarialDesigner().design(request).envs] == [envs[0].name]
+
+
 def test_adversarial_uses_weakest_skills_without_per_env_results() -> None:
     skills = {a: SkillStat(mean=50.0) for a in ACHIEVEMENTS} | {"wake_up": SkillStat(mean=4.0)}
     request = DesignRequest(game="crafter", cycle=2, num_envs=1, history=history("crafter", [], skills))

@@ -51,6 +51,16 @@ def test_progress_inside_the_practice_env_counts() -> None:
     assert names(history, 1) == ["practice-make-wood-pickaxe"]
 
 
+def test_a_numbered_copy_counts_as_its_env() -> None:
+    entry = CRAFTER_PRACTICE["make_wood_pickaxe"]
+    copy = entry.env.model_copy(update={"name": f"{entry.env.name}-2"})
+    history = [cycle(1, {}, ("make_wood_pickaxe",), {"make_wood_pickaxe": 10.0}), cycle(2, {})]
+    history[1].design.envs = [copy]
+    history[1].feedback.per_env = [EnvResult(name=copy.name, episodes=8, success={"make_wood_pickaxe": 70.0})]
+    assert progress(entry, history) == 60.0  # the copy's result is the env's
+    assert staleness(entry, history) == 0  # offered last cycle, as a copy
+
+
 def test_unreachable_and_mastered_skills_wait() -> None:
     rates = {"collect_wood": 99.0, "collect_sapling": 95.0, "collect_drink": 95.0, "eat_cow": 95.0, "wake_up": 95.0}
     history = [cycle(1, {}), cycle(2, rates)]

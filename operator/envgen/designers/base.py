@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..contracts import Designer, DesignError, DesignUnavailable
+from ..contracts import CycleFeedback, Designer, DesignError, DesignUnavailable, EnvResult
 from ..envconfig import DesignedEnv, Finding, check
 from ..games import game as game_of
 
@@ -37,6 +37,12 @@ def is_copy(name: str, original: str) -> bool:
     """True for ``original`` itself and the numbered copies ``unique_names`` makes of it (``x-2``, ``x-3`` ...)."""
     base, _, number = name.rpartition("-")
     return name == original or (base == original and number.isdigit())
+
+
+def result_of(feedback: CycleFeedback, env_name: str) -> EnvResult | None:
+    """How the agent did in an env last cycle: the env's own result, else its first numbered copy's, else None."""
+    own = [r for r in feedback.per_env if is_copy(r.name, env_name)]
+    return next((r for r in own if r.name == env_name), own[0] if own else None)
 
 
 def unique_names(envs: list[DesignedEnv]) -> list[DesignedEnv]:

@@ -13,7 +13,7 @@ import statistics
 
 from ..contracts import CycleDesign, CycleFeedback, DesignRequest
 from ..spec import DesignerType
-from .base import Designer, env_findings, unique_names
+from .base import Designer, env_findings, result_of, unique_names
 from .catalogue import CatalogueEnv, ladder, spread
 
 
@@ -73,7 +73,7 @@ class EasyToHardDesigner:
 
 def weakness(entry: CatalogueEnv, feedback: CycleFeedback) -> float:
     """How well the agent does what ``entry`` trains (percent): in that env if it trained there, else in the game."""
-    result = next((r for r in feedback.per_env if r.name == entry.env.name), None)
+    result = result_of(feedback, entry.env.name)
     values: list[float] = []
     for skill in entry.skills:
         if result is not None and skill in result.success:

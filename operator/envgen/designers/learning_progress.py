@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..achievements import ACHIEVEMENTS, PREREQUISITES, depth
 from ..contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest
 from ..spec import DesignerType
-from .base import env_findings, unique_names
+from .base import env_findings, is_copy, result_of, unique_names
 from .catalogue import CatalogueEnv, ladder, spread
 from .heuristic import REACH_PERCENT
 
@@ -31,7 +31,7 @@ def _game_success(feedback: CycleFeedback | None, skill: str) -> float:
 def _env_success(feedback: CycleFeedback | None, entry: CatalogueEnv) -> float | None:
     if feedback is None:
         return None
-    result = next((r for r in feedback.per_env if r.name == entry.env.name), None)
+    result = result_of(feedback, entry.env.name)
     if result is None:
         return None
     values = [result.success[s] for s in entry.skills if s in result.success]
@@ -51,7 +51,7 @@ def progress(entry: CatalogueEnv, history: list[CycleHistory]) -> float:
 def staleness(entry: CatalogueEnv, history: list[CycleHistory]) -> int:
     """Cycles since ``entry`` was last offered (all cycles so far + 1 when it never was)."""
     for age, past in enumerate(reversed(history)):
-        if any(env.name == entry.env.name for env in past.design.envs):
+        if any(is_copy(env.name, entry.env.name) for env in past.design.envs):
             return age
     return len(history) + 1
 
