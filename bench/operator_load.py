@@ -155,6 +155,9 @@ class JobWatch:
                 pass  # a quiet stream (kmock has no server-side watch timeout): watch again
 
 
+PROBE_FILES = ("reconciles.txt", "requests.txt")  # one line per reconcile (seconds), per API request
+
+
 @asynccontextmanager
 async def operator_process(
     kubeconfig: Path, namespace: str, interval: float, probes: Path
@@ -166,6 +169,8 @@ async def operator_process(
         "ENVGEN_RECONCILE_INTERVAL_SECONDS": str(interval),
         "PYTHONPATH": str(ROOT / "operator"),
     }
+    for probe in PROBE_FILES:  # a kept folder starts each measurement empty
+        (probes / probe).write_text("")
     log = (probes / "operator.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-operator", namespace, str(probes)], env=env, stdout=log, stderr=log
@@ -186,8 +191,7 @@ def serve_operator(namespace: str, probes: Path) -> None:
     """The operator's real entry point, with the reconcile timer and request counter probes."""
     from envgen.k8s import operator
 
-    durations = (probes / "reconciles.txt").open("a", buffering=1)
-    requests = (probes / "requests.txt").open("a", buffering=1)
+    durations, requests = ((probes / probe).open("a", buffering=1) for probe in PROBE_FILES)
     inner = operator.reconcile
 
     def timed(*args: Any, **kwargs: Any) -> str | None:
@@ -298,8 +302,8 @@ async def measure(
             for a, b in itertools.pairwise(seq)
             if a in completed and b in created
         ]
-        reconciles = [float(x) for x in (probes / "reconciles.txt").read_text().split()]
-        requests = [line.split() for line in (probes / "requests.txt").read_text().splitlines()]
+        reconciles = [float(x) for x in (probes / PROBE_FILES[0]).read_text().split()]
+        requests = [line.split() for line in (probes / PROBE_FILES[1]).read_text().splitlines()]
     statuses = [len(json.dumps(b.get("status") or {}, separators=(",", ":"))) for b in bodies]
     cycles_done = sum(int((b.get("status") or {}).get("cyclesCompleted") or 0) + (1 if done(b) else 0) for b in bodies)
     seconds = [float(r[1]) for r in requests]
