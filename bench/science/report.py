@@ -155,6 +155,18 @@ def summary(profile: str, arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _other_splits(profile: str) -> list[str]:
+    """One line per arm that splits its cycles' steps otherwise than the profile (same steps per cycle)."""
+    lines = []
+    for arm in bench.DESIGNED_SHARE:
+        t = bench.training_of(arm, profile)
+        lines.append(
+            f"`{arm}` splits each cycle into {t['designedEnvSteps']:,} designed-env + {t['gameSteps']:,} Crafter "
+            "steps (the same steps per cycle and seed)."
+        )
+    return ["", *lines] if lines else []
+
+
 def _train_scores(arm: dict[str, Any] | None) -> list[float]:
     """The final-phase training scores of an arm's finished seeds."""
     return [m["trainScore"] for _, m in _final(arm) if m.get("trainScore") is not None] if arm else []
@@ -333,6 +345,7 @@ def write_report(profile: str) -> list[Path]:
         f"Crafter steps) + {b['finalSteps']:,} final Crafter steps = {b['stepsPerSeed']:,} steps; `none` spends "
         "the designed-env steps in Crafter too (equal steps). PPO: "
         + ", ".join(f"{k} {v}" for k, v in b["agent"].items()),
+        *_other_splits(profile),
         "",
         "Score = Crafter score over the final phase's training episodes (the paper's protocol); eval = Crafter "
         "score in unmodified Crafter on evaluation seeds never used in training. Wall time is minutes of training "

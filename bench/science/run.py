@@ -107,10 +107,15 @@ REFERENCE_ARMS: dict[str, dict[str, Any]] = {
     "ppo-250k": {},
     "ppo-250k-sb3-value": {"clipValueLoss": False, "valueCoef": "1.0"},
 }
+# Arms that split each cycle's steps otherwise (the same steps per cycle, so still equal steps): arm -> the share
+# of a cycle's PPO updates spent in the designed envs (the profiles spend half). "heuristic-5to1" asks whether a
+# larger dose of designed envs helps: 10 designed + 2 real-game updates a cycle in the cpu profile, not 6 + 6.
+DESIGNED_SHARE: dict[str, float] = {"heuristic-5to1": 5 / 6}
 # Arm -> designer block.
 ARMS: dict[str, dict[str, Any]] = {
     "none": {"type": "none"},
     "heuristic": {"type": "heuristic"},
+    "heuristic-5to1": {"type": "heuristic"},
     "learning-progress": {"type": "learning-progress"},
     "llm-constrained": {"type": "llm", "mode": "constrained"},
     "fixed": {"type": "fixed"},
@@ -125,6 +130,7 @@ REFERENCES = ["sb3"]  # --reference: learners run beside our arms at the referen
 DEFAULT_ARMS = [
     "none",
     "heuristic",
+    "heuristic-5to1",
     "learning-progress",
     "llm-constrained",
     "fixed",
@@ -136,14 +142,25 @@ DEFAULT_ARMS = [
 ]
 
 
+def training_of(arm: str, profile: str) -> dict[str, Any]:
+    """The training block of one arm at one profile: the profile's, with a reference or ratio arm's budget."""
+    prof = PROFILES[profile]
+    training = dict(prof["training"])
+    if arm in REFERENCE_ARMS:
+        training.update(designedEnvSteps=0, gameSteps=0, finalSteps=prof["reference_steps"])
+    if arm in DESIGNED_SHARE:
+        update = prof["agent"]["numEnvs"] * prof["agent"]["rolloutSteps"]
+        cycle = training["designedEnvSteps"] + training["gameSteps"]
+        designed = round(cycle // update * DESIGNED_SHARE[arm]) * update
+        training.update(designedEnvSteps=designed, gameSteps=cycle - designed)
+    return training
+
+
 def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, model: str | None = None) -> dict:
     """The EnvGenRun document of one arm at one profile."""
     prof = PROFILES[profile]
-    training = dict(prof["training"])
-    cycles = prof["cycles"]
-    if arm in REFERENCE_ARMS:
-        cycles = 1
-        training.update(designedEnvSteps=0, gameSteps=0, finalSteps=prof["reference_steps"])
+    training = training_of(arm, profile)
+    cycles = 1 if arm in REFERENCE_ARMS else prof["cycles"]
     spec: dict[str, Any] = {
         "game": "crafter",
         "designer": dict(ARMS[arm]),

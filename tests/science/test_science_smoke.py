@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository root, not an installed package
+from bench.science import run as bench  # noqa: E402
 from bench.science.report import bootstrap_ci, welch  # noqa: E402
 
 
@@ -20,6 +21,20 @@ def test_welch_and_bootstrap() -> None:
     assert welch([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])[2] == pytest.approx(1.0)
     lo, hi = bootstrap_ci([30.0, 31.0, 29.0], [20.0, 21.0, 19.0])
     assert 8.0 <= lo < 10.0 < hi <= 12.0
+
+
+@pytest.mark.parametrize("profile", sorted(bench.PROFILES))
+def test_ratio_arms_keep_the_steps_per_cycle(profile: str) -> None:
+    prof = bench.PROFILES[profile]
+    update = prof["agent"]["numEnvs"] * prof["agent"]["rolloutSteps"]
+    base = bench.training_of("heuristic", profile)
+    for arm, share in bench.DESIGNED_SHARE.items():
+        t = bench.training_of(arm, profile)
+        assert t["designedEnvSteps"] + t["gameSteps"] == base["designedEnvSteps"] + base["gameSteps"]
+        assert t["designedEnvSteps"] % update == 0 and t["gameSteps"] > 0
+        assert (t["designedEnvSteps"] >= base["designedEnvSteps"]) == (share >= 0.5)
+        assert bench.run_doc(arm, profile, 3)["spec"]["training"] == t
+    assert bench.training_of("heuristic-5to1", "cpu")["designedEnvSteps"] == 10 * update
 
 
 @pytest.mark.slow(minutes=5)
