@@ -34,7 +34,7 @@ def test_ratio_arms_keep_the_steps_per_cycle(profile: str) -> None:
         assert t["designedEnvSteps"] % update == 0 and t["gameSteps"] > 0
         assert (t["designedEnvSteps"] >= base["designedEnvSteps"]) == (share >= 0.5)
         assert bench.run_doc(arm, profile, 3)["spec"]["training"] == t
-    assert bench.training_of("heuristic-5to1", "cpu")["designedEnvSteps"] == 10 * update
+    assert bench.training_of("heuristic-5to1", "cpu")["designedEnvSteps"] == 10 * bench.UPDATE
 
 
 @pytest.mark.slow(minutes=5)
