@@ -156,7 +156,8 @@ class DesignerSpec(SpecModel):
     type: DesignerType = Field(
         default="llm",
         description="Who writes the environments: llm (the paper), fixed (one LLM design reused every cycle), easy-"
-        "to-hard, adversarial or heuristic (no LLM), or none (train on the game only, the baseline).",
+        "to-hard, adversarial, heuristic or learning-progress (no LLM), or none (train on the game only, the "
+        "baseline).",
     )
     critic: bool = Field(
         default=True, description="Check each LLM design for degenerate environments and ask the LLM for one repair."
