@@ -247,12 +247,12 @@ class _View:
         return next((t for t in self.attempts.get((cycle, seed), []) if t.usable), None)
 
     def cycle_complete(self, cycle: int) -> bool:
-        return all(self.done(cycle, s) for s in range(self.spec.seeds))
+        return all(self.done(cycle, s) for s in self.spec.seed_numbers)
 
     def feedback(self, cycle: int) -> CycleFeedback:
         """Pooled evaluation of a cycle's seeds (computed once per view)."""
         if cycle not in self._feedback:
-            metrics = [t.metrics for s in range(self.spec.seeds) if (t := self.done(cycle, s)) and t.metrics]
+            metrics = [t.metrics for s in self.spec.seed_numbers if (t := self.done(cycle, s)) and t.metrics]
             self._feedback[cycle] = aggregate_feedback(cycle, metrics)
         return self._feedback[cycle]
 
@@ -348,7 +348,7 @@ def _next_work(run: str, view: _View) -> list[Action]:
 
 def _launches(run: str, view: _View, phase: Phase, cycle: int) -> list[Action]:
     actions: list[Action] = []
-    for seed in range(view.spec.seeds):
+    for seed in view.spec.seed_numbers:
         if view.done(cycle, seed):
             continue
         latest = view.latest(cycle, seed)

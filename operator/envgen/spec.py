@@ -341,6 +341,12 @@ class EnvGenRunSpec(SpecModel):
         default=1,
         description="Independent training seeds; each cycle trains one agent per seed and pools their feedback.",
     )
+    first_seed: Annotated[int, Field(ge=0, le=999)] = Field(
+        default=0,
+        description="Number of the first seed: the run trains seeds firstSeed .. firstSeed + seeds - 1 (task names "
+        "end in -s<seed>). Another firstSeed repeats an experiment on new seeds: other worlds, initial weights and "
+        "samples.",
+    )
     agent: AgentSpec = Field(default_factory=AgentSpec, description="PPO hyperparameters (CleanRL names).")
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec, description="When the run may stop early.")
     max_failed_tasks: Annotated[int, Field(ge=1, le=100)] = Field(
@@ -363,13 +369,18 @@ class EnvGenRunSpec(SpecModel):
         "suspended until Kueue admits them). The same label on the EnvGenRun works too. Ignored by local mode.",
     )
 
+    @property
+    def seed_numbers(self) -> range:
+        """The run's seeds: firstSeed .. firstSeed + seeds - 1."""
+        return range(self.first_seed, self.first_seed + self.seeds)
+
 
 # Top-level spec fields that may change while a run exists: the CRD lets them change (every other field has an
 # immutability CEL rule) and ``envgen run`` resumes a run directory whose spec differs only in them. They decide how
 # long and how far a run goes and which endpoint designs (cycles, llm, maxFailedTasks, suspend,
 # activeDeadlineSeconds, objective), or place training Jobs in the cluster only (resources, queueName); none changes
-# what one cycle trains. The fields that shape training (game, designer, envsPerCycle, seeds, training, agent,
-# checkpoints) are fixed: changing them mid-run would mix incompatible cycles and checkpoints.
+# what one cycle trains. The fields that shape training (game, designer, envsPerCycle, seeds, firstSeed, training,
+# agent, checkpoints) are fixed: changing them mid-run would mix incompatible cycles and checkpoints.
 MUTABLE_FIELDS: frozenset[str] = frozenset(
     {
         "cycles",

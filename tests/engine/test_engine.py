@@ -254,9 +254,28 @@ def test_finished_run_is_inert() -> None:
 
 
 def test_task_names_fit_kubernetes_limits() -> None:
-    longest = task_name("a" * 40, "final", 51, 15, 100)
+    longest = task_name("a" * 40, "final", 51, 999 + 15, 100)  # firstSeed <= 999, seeds <= 16
     assert len(longest) <= 63
     assert task_name("r", "cycle", 3, 1) == "r-c3-s1" and task_name("r", "cycle", 3, 1, 2) == "r-c3-s1-r2"
+
+
+def test_first_seed_runs_and_pools_only_its_own_seeds() -> None:
+    spec = make_spec(seeds=2, firstSeed=3, cycles=1)
+    world = World(spec)
+    world.tick()
+    launched = world.tick()
+    assert [(a.task.name, a.task.seed) for a in launched] == [("demo-c1-s3", 3), ("demo-c1-s4", 4)]
+    assert launched[1].task.checkpoint_out == "checkpoints/s4/c1.pt"
+    # a finished task of another seed (seed 0, say a first batch) neither completes the cycle nor joins its feedback
+    stray = ObservedTask("demo-c1-s0", "cycle", 1, 0, 1, "succeeded", metrics("demo-c1-s0", 90.0))
+    world.observed = replace(world.observed, tasks=(*world.observed.tasks, stray))
+    assert [type(a) for a in world.tick()] == [RecordMetrics]  # recorded, nothing else
+    world.complete_running(level=20.0)
+    actions = world.tick()
+    assert [type(a) for a in actions] == [RecordMetrics, RecordMetrics, LaunchTask, LaunchTask]
+    assert [a.task.name for a in actions[2:]] == ["demo-final-s3", "demo-final-s4"]
+    assert actions[3].task.checkpoint_in == "checkpoints/s4/c1.pt"
+    assert feedback_by_cycle(spec, world.observed)[1].score == pytest.approx(20.0)
 
 
 def test_feedback_pools_seeds() -> None:

@@ -21,6 +21,7 @@ CHANGED: dict[str, Any] = {
     "cycles": 7,
     "training": {"gameSteps": 1000},
     "seeds": 2,
+    "firstSeed": 3,
     "agent": {"epochs": 4},
     "objective": {"goalScore": "40"},
     "maxFailedTasks": 9,
@@ -47,7 +48,7 @@ def test_definition_names_real_fields() -> None:
     assert set(immutable_fields()) == {f.alias or n for n, f in EnvGenRunSpec.model_fields.items()} - aliases(
         MUTABLE_FIELDS
     )
-    assert {"game", "designer", "training", "agent", "seeds", "envsPerCycle"} <= set(immutable_fields())
+    assert {"game", "designer", "training", "agent", "seeds", "firstSeed", "envsPerCycle"} <= set(immutable_fields())
     assert {"cycles", "llm", "maxFailedTasks", "suspend", "activeDeadlineSeconds", "objective"} <= aliases(
         MUTABLE_FIELDS
     )

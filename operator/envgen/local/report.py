@@ -63,7 +63,7 @@ def _markdown(
         lines += [f"**Outcome:** {outcome.get('outcome')} ({outcome.get('reason')}): {outcome.get('message')}", ""]
     lines += [
         f"- game: {spec.game}, designer: {spec.designer.type}, model: {spec.llm.model}",
-        f"- {spec.cycles} cycles x {spec.envs_per_cycle} envs, {spec.seeds} seed(s); per cycle "
+        f"- {spec.cycles} cycles x {spec.envs_per_cycle} envs, seeds {_seeds(spec.seed_numbers)}; per cycle "
         f"{spec.training.designed_env_steps} designed-env + {spec.training.game_steps} game steps; "
         f"final {spec.training.final_steps} steps",
         f"- final score (evaluation in the unmodified game): {_fmt(summary.final_score)}; "
@@ -178,3 +178,8 @@ def _heatmap(run: EnvGenRun, feedback: dict[int, CycleFeedback], path: Path) -> 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _seeds(numbers: range) -> str:
+    """``0`` or ``3-5``."""
+    return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
