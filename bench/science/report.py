@@ -46,7 +46,8 @@ def load(profile: str) -> dict[str, dict[str, Any]]:
         if not folder.is_dir():
             continue
         tasks = [m for p in sorted(folder.glob("sci-*.json")) if (m := _read(p)) and not m.get("error")]
-        designs = [d for p in sorted(folder.glob("design-c*.json")) if (d := _read(p)) and "failed" not in p.name]
+        # every batch of seeds: design-c1.json (seeds from 0), s3-design-c1.json (the batch from seed 3), ...
+        designs = [d for p in sorted(folder.glob("*design-c*.json")) if (d := _read(p)) and "failed" not in p.name]
         seeds: dict[int, dict[str, Any]] = {}
         for m in sorted(tasks, key=lambda m: (m.get("seed", 0), m.get("globalStep", 0))):
             rec = seeds.setdefault(m.get("seed", 0), {"cycles": [], "final": None})
@@ -58,7 +59,10 @@ def load(profile: str) -> dict[str, dict[str, Any]]:
             "llmCalls": sum(d.get("usage", {}).get("calls", 0) for d in designs),
             "findings": sum(len(d.get("findings", [])) for d in designs),
             "designs": len(designs),
-            "finished": (folder / "finished.json").exists(),
+            "finished": all(
+                (folder / run.name.replace("run.json", "finished.json")).exists()
+                for run in [folder / "run.json", *folder.glob("s*-run.json")]
+            ),
         }
     return arms
 

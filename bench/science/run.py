@@ -4,11 +4,15 @@
     python -m bench.science run --profile paper --arms none --max-minutes 9     # GPU, one chunk; rerun to resume
     python -m bench.science report --profile cpu                               # tables and plots only
     python -m bench.science run --profile cpu --reference sb3 --seeds 3        # stable-baselines3 side by side
+    python -m bench.science run --profile cpu --arms none --seeds 3 --first-seed 3   # 3 more seeds: 3, 4, 5
 
 Each arm is one EnvGenRun (``seeds`` parallel seeds, pooled feedback, as the project runs them) in
 ``bench/science/runs/<profile>/<arm>/`` (ignored by git). Every finished task's metrics, the cycle designs and
 ``finished.json`` are copied to ``bench/science/results/<profile>/<arm>/`` (committed with ``--commit``); a finished
-arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it stopped.
+arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it stopped. ``--first-seed K``
+runs another batch of seeds of an arm (an EnvGenRun with ``firstSeed: K``, in ``runs/<profile>/<arm>-from-sK/``);
+its files join the arm's results (its designs, run.json and finished.json prefixed ``sK-``), and the report pools
+every batch.
 """
 
 from __future__ import annotations
@@ -156,8 +160,10 @@ def training_of(arm: str, profile: str) -> dict[str, Any]:
     return training
 
 
-def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, model: str | None = None) -> dict:
-    """The EnvGenRun document of one arm at one profile."""
+def run_doc(
+    arm: str, profile: str, seeds: int, endpoint: str | None = None, model: str | None = None, first_seed: int = 0
+) -> dict:
+    """The EnvGenRun document of one arm at one profile (seeds ``first_seed`` .. ``first_seed + seeds - 1``)."""
     prof = PROFILES[profile]
     training = training_of(arm, profile)
     cycles = 1 if arm in REFERENCE_ARMS else prof["cycles"]
@@ -167,6 +173,7 @@ def run_doc(arm: str, profile: str, seeds: int, endpoint: str | None = None, mod
         "envsPerCycle": prof["envsPerCycle"],
         "cycles": cycles,
         "seeds": seeds,
+        **({"firstSeed": first_seed} if first_seed else {}),
         "training": training,
         "agent": {**prof["agent"], **REFERENCE_ARMS.get(arm, {})},
         "llm": {"timeoutSeconds": 900, "maxRetries": 2},
@@ -206,12 +213,21 @@ def copy_changed(pairs: list[tuple[Path, Path]]) -> list[Path]:
     return copied
 
 
-def sync(rundir: Path, out: Path) -> list[Path]:
-    """Copy new or changed raw results (task metrics, designs, finished.json) of a run into ``out``."""
+def batch_prefix(first_seed: int) -> str:
+    """The file prefix of a batch of seeds in an arm's results: none for the first batch (seeds from 0), ``s3-``
+    for the batch from seed 3. Task metrics need none (their names end in -s<seed>); a batch's designs, run.json and
+    finished.json do."""
+    return f"s{first_seed}-" if first_seed else ""
+
+
+def sync(rundir: Path, out: Path, prefix: str = "") -> list[Path]:
+    """Copy new or changed raw results (task metrics, designs, finished.json) of a run into ``out``; the batch's
+    own files (designs, run.json, finished.json) get its ``prefix``."""
     out.mkdir(parents=True, exist_ok=True)
-    sources = [*sorted((rundir / "metrics").glob("*.json")), *sorted((rundir / "designs").glob("c*.json"))]
-    sources += [p for p in (rundir / "finished.json", rundir / "run.json") if p.exists()]
-    return copy_changed([(s, out / (f"design-{s.name}" if s.parent.name == "designs" else s.name)) for s in sources])
+    pairs = [(m, out / m.name) for m in sorted((rundir / "metrics").glob("*.json"))]
+    pairs += [(d, out / f"{prefix}design-{d.name}") for d in sorted((rundir / "designs").glob("c*.json"))]
+    pairs += [(f, out / f"{prefix}{f.name}") for f in (rundir / "finished.json", rundir / "run.json") if f.exists()]
+    return copy_changed(pairs)
 
 
 def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
@@ -229,26 +245,27 @@ def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadli
 def _run_once(
     arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None
 ) -> tuple[bool, int | None]:
-    out = RESULTS / profile / arm
-    if (out / "finished.json").exists():
-        print(f"[science] {profile}/{arm}: finished earlier, reused")
+    out, first, prefix = RESULTS / profile / arm, args.first_seed, batch_prefix(args.first_seed)
+    batch = f"{arm} seeds {first}-{first + seeds - 1}"
+    if (out / f"{prefix}finished.json").exists():
+        print(f"[science] {profile}/{batch}: finished earlier, reused")
         return True, 0
-    rundir = RUNS / profile / arm
+    rundir = RUNS / profile / (f"{arm}-from-s{first}" if first else arm)
     rundir.mkdir(parents=True, exist_ok=True)
-    spec = rundir.parent / f"{arm}.yaml"
-    spec.write_text(yaml.safe_dump(run_doc(arm, profile, seeds, args.endpoint, args.model), sort_keys=False))
+    spec = rundir.parent / f"{rundir.name}.yaml"
+    spec.write_text(yaml.safe_dump(run_doc(arm, profile, seeds, args.endpoint, args.model, first), sort_keys=False))
     cmd = [sys.executable, "-m", "envgen", "run", str(spec), "--run-dir", str(rundir), "-q"]
     if args.nice:
         cmd = ["nice", "-n", str(args.nice), *cmd]
-    print(f"[science] {profile}/{arm}: {' '.join(cmd)}", flush=True)
-    log = (rundir.parent / f"{arm}.log").open("a")
+    print(f"[science] {profile}/{batch}: {' '.join(cmd)}", flush=True)
+    log = (rundir.parent / f"{rundir.name}.log").open("a")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         while proc.poll() is None:
             time.sleep(args.poll)
-            _publish(rundir, out, arm, profile, args.commit)
+            _publish(rundir, out, arm, profile, args.commit, prefix)
             if deadline is not None and time.time() > deadline:
-                print(f"[science] {profile}/{arm}: time is up, stopping (rerun to resume)", flush=True)
+                print(f"[science] {profile}/{batch}: time is up, stopping (rerun to resume)", flush=True)
                 stop(proc)
                 break
     except KeyboardInterrupt:
@@ -256,15 +273,17 @@ def _run_once(
         raise
     finally:
         log.close()
-    _publish(rundir, out, arm, profile, args.commit)
-    finished = (out / "finished.json").exists()
+    _publish(rundir, out, arm, profile, args.commit, prefix)
+    finished = (out / f"{prefix}finished.json").exists()
     if not finished and proc.returncode not in (0, None):
-        print(f"[science] {profile}/{arm}: envgen run exited {proc.returncode}; see {rundir.parent / arm}.log")
+        print(
+            f"[science] {profile}/{batch}: envgen run exited {proc.returncode}; see {rundir.parent / rundir.name}.log"
+        )
     return finished, proc.returncode
 
 
-def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool) -> None:
-    commit_copied(sync(rundir, out), out, arm, profile, commit, other="designs")
+def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool, prefix: str) -> None:
+    commit_copied(sync(rundir, out, prefix), out, arm, profile, commit, other="designs")
 
 
 def commit_copied(copied: list[Path], out: Path, arm: str, profile: str, commit: bool, other: str = "") -> None:
@@ -301,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also run stable-baselines3 PPO on stock Crafter (arm sb3-250k), same budget and protocol as ppo-250k",
     )
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds FIRST .. FIRST+SEEDS-1 as another batch of each arm (its own EnvGenRun, pooled feedback "
+        "within the batch); the report pools every finished batch of an arm",
+    )
     p.add_argument("--endpoint", help="OpenAI-compatible base URL for the llm-endpoint arm")
     p.add_argument("--model", help="model name at --endpoint")
     p.add_argument("--max-minutes", type=float, help="stop after this long (resume by running again)")
@@ -326,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
         jobs = [(arm, partial(run_arm, arm, args.profile, args.seeds, args, deadline)) for arm in arms]
+        if args.reference == "sb3" and args.first_seed:
+            raise SystemExit("--first-seed is for the arms only; the SB3 reference runs seeds 0 .. SEEDS-1")
         if args.reference == "sb3":
             from .sb3 import SB3_ARM, require_sb3, run_sb3
 

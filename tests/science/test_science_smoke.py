@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository root, not an installed package
+from bench.science import report  # noqa: E402
 from bench.science import run as bench  # noqa: E402
 from bench.science.report import bootstrap_ci, welch  # noqa: E402
 
@@ -35,6 +36,46 @@ def test_ratio_arms_keep_the_steps_per_cycle(profile: str) -> None:
         assert (t["designedEnvSteps"] >= base["designedEnvSteps"]) == (share >= 0.5)
         assert bench.run_doc(arm, profile, 3)["spec"]["training"] == t
     assert bench.training_of("heuristic-5to1", "cpu")["designedEnvSteps"] == 10 * bench.UPDATE
+
+
+def _fake_run(rundir: Path, seeds: range, finished: bool) -> None:
+    """A run directory as ``envgen run`` leaves it: final-task metrics per seed, a design, run.json."""
+    for d in ("metrics", "designs"):
+        (rundir / d).mkdir(parents=True)
+    for seed in seeds:
+        doc = {"name": f"sci-none-final-s{seed}", "phase": "final", "seed": seed, "trainScore": 5.0 + seed}
+        (rundir / "metrics" / f"sci-none-final-s{seed}.json").write_text(json.dumps(doc | {"score": 6.0}))
+    (rundir / "designs" / "c1.json").write_text(json.dumps({"envs": [], "findings": [{}], "usage": {"calls": 1}}))
+    (rundir / "run.json").write_text("{}")
+    if finished:
+        (rundir / "finished.json").write_text("{}")
+
+
+def test_a_second_batch_of_seeds_joins_the_arm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    out = tmp_path / "results" / "smoke" / "none"
+    assert bench.run_doc("none", "smoke", 3, first_seed=3)["spec"]["firstSeed"] == 3
+    assert "firstSeed" not in bench.run_doc("none", "smoke", 3)["spec"]
+    _fake_run(tmp_path / "b0", range(3), finished=True)
+    bench.sync(tmp_path / "b0", out, bench.batch_prefix(0))
+    _fake_run(tmp_path / "b3", range(3, 5), finished=False)
+    copied = bench.sync(tmp_path / "b3", out, bench.batch_prefix(3))
+    assert sorted(p.name for p in copied) == [
+        "s3-design-c1.json",
+        "s3-run.json",
+        "sci-none-final-s3.json",
+        "sci-none-final-s4.json",
+    ]
+    arm = report.load("smoke")["none"]
+    assert sorted(arm["seeds"]) == [0, 1, 2, 3, 4] and arm["findings"] == 2 and arm["llmCalls"] == 2
+    assert not arm["finished"]  # the batch from seed 3 is still running
+    (tmp_path / "b3" / "finished.json").write_text("{}")
+    assert [p.name for p in bench.sync(tmp_path / "b3", out, "s3-")] == ["s3-finished.json"]
+    assert report.load("smoke")["none"]["finished"]
+    assert report.summary("smoke", report.load("smoke"))["arms"]["none"]["scores"] == [5.0, 6.0, 7.0, 8.0, 9.0]
+    monkeypatch.setattr(bench.signal, "signal", lambda *a: None)
+    with pytest.raises(SystemExit, match="first-seed"):
+        bench.main(["run", "--profile", "smoke", "--reference", "sb3", "--first-seed", "3"])
 
 
 @pytest.mark.slow(minutes=5)
