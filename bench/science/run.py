@@ -10,9 +10,9 @@ Each arm is one EnvGenRun (``seeds`` parallel seeds, pooled feedback, as the pro
 ``bench/science/runs/<profile>/<arm>/`` (ignored by git). Every finished task's metrics, the cycle designs and
 ``finished.json`` are copied to ``bench/science/results/<profile>/<arm>/`` (committed with ``--commit``); a finished
 arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it stopped. ``--first-seed K``
-runs another batch of seeds of an arm (an EnvGenRun with ``firstSeed: K``, in ``runs/<profile>/<arm>-from-sK/``);
-its files join the arm's results (its designs, run.json and finished.json prefixed ``sK-``), and the report pools
-every batch.
+runs another batch of seeds of an arm (an EnvGenRun with ``firstSeed: K``, in ``runs/<profile>/<arm>-from-sK/``)
+or of the SB3 reference; its files join the arm's results (its designs, run.json and finished.json prefixed
+``sK-``), and the report pools every batch.
 """
 
 from __future__ import annotations
@@ -352,13 +352,12 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
         jobs = [(arm, partial(run_arm, arm, args.profile, args.seeds, args, deadline)) for arm in arms]
-        if args.reference == "sb3" and args.first_seed:
-            raise SystemExit("--first-seed is for the arms only; the SB3 reference runs seeds 0 .. SEEDS-1")
         if args.reference == "sb3":
             from .sb3 import SB3_ARM, require_sb3, run_sb3
 
-            require_sb3(args.profile)  # before hours of other arms, not after
-            jobs.append((SB3_ARM, partial(run_sb3, args.profile, args.seeds, args, deadline)))
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            require_sb3(args.profile, seeds)  # before hours of other arms, not after
+            jobs.append((SB3_ARM, partial(run_sb3, args.profile, seeds, args, deadline)))
         for name, job in jobs:
             finished = job()
             files = write_report(args.profile)

@@ -215,10 +215,15 @@ def sb3_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("stable_baselines3", "gymnasium"))
 
 
-def require_sb3(profile: str) -> None:
+def finished_name(seeds: range) -> str:
+    """The finished.json of a batch of SB3 seeds (``s3-finished.json`` for the batch from seed 3), as the arms'."""
+    return f"{bench.batch_prefix(seeds[0])}finished.json"
+
+
+def require_sb3(profile: str, seeds: range) -> None:
     """Exit naming the fix when the SB3 reference still has seeds to train and SB3 is not installed (a finished
     reference is reused without it)."""
-    if not (bench.RESULTS / profile / SB3_ARM / "finished.json").exists() and not sb3_installed():
+    if not (bench.RESULTS / profile / SB3_ARM / finished_name(seeds)).exists() and not sb3_installed():
         raise SystemExit(MISSING)
 
 
@@ -331,37 +336,43 @@ def result_name(seed: int) -> str:
     return f"sci-{SB3_ARM}-final-s{seed}.json"
 
 
-def publish(base: Path, out: Path, seeds: int) -> list[Path]:
-    """Copy finished seeds' results into ``out``, and ``finished.json`` once all seeds are there; what changed."""
+def publish(base: Path, out: Path, seeds: range) -> list[Path]:
+    """Copy finished seeds' results into ``out``, and the batch's finished.json once all its seeds are there (its
+    name has the batch's prefix, as the arms' batches do); what changed."""
     out.mkdir(parents=True, exist_ok=True)
-    finished = [(base / f"s{seed}" / "result.json", out / result_name(seed)) for seed in range(seeds)]
+    finished = [(base / f"s{seed}" / "result.json", out / result_name(seed)) for seed in seeds]
     copied = bench.copy_changed([(src, dst) for src, dst in finished if src.exists()])
-    done = [s for s in range(seeds) if (out / result_name(s)).exists()]
-    if len(done) == seeds and not (out / "finished.json").exists():
+    done = [s for s in seeds if (out / result_name(s)).exists()]
+    marker = out / finished_name(seeds)
+    if len(done) == len(seeds) and not marker.exists():
         doc = {"outcome": "Succeeded", "reason": "AllSeedsFinished", "seeds": done, "finishedAt": time.time()}
-        atomic.write_json(out / "finished.json", doc, indent=1)
-        copied.append(out / "finished.json")
+        atomic.write_json(marker, doc, indent=1)
+        copied.append(marker)
     return copied
 
 
-def run_sb3(profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
-    """Run (or resume) the SB3 reference: one process per unfinished seed, in parallel; True when all finished."""
+def run_sb3(profile: str, seeds: range, args: argparse.Namespace, deadline: float | None) -> bool:
+    """Run (or resume) the SB3 reference's ``seeds``: one process per unfinished seed, in parallel; True when all
+    finished."""
     out = bench.RESULTS / profile / SB3_ARM
-    require_sb3(profile)
-    if (out / "finished.json").exists():
-        print(f"[science] {profile}/{SB3_ARM}: finished earlier, reused")
+    marker = out / finished_name(seeds)
+    require_sb3(profile, seeds)
+    if marker.exists():
+        print(f"[science] {profile}/{SB3_ARM} seeds {seeds[0]}-{seeds[-1]}: finished earlier, reused")
         return True
     base = bench.RUNS / profile / SB3_ARM
     base.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # the batch's run.json: the report waits for its finished.json
+    atomic.write_json(out / f"{bench.batch_prefix(seeds[0])}run.json", {"profile": profile, "seeds": list(seeds)})
     procs: dict[int, subprocess.Popen[bytes]] = {}
-    failures = dict.fromkeys(range(seeds), 0)
-    not_before = dict.fromkeys(range(seeds), 0.0)
+    failures = dict.fromkeys(seeds, 0)
+    not_before = dict.fromkeys(seeds, 0.0)
 
     def sync() -> None:
         bench.commit_copied(publish(base, out, seeds), out, SB3_ARM, profile, args.commit)
 
     def pending() -> list[int]:
-        return [s for s in range(seeds) if not (out / result_name(s)).exists()]
+        return [s for s in seeds if not (out / result_name(s)).exists()]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     try:
@@ -400,7 +411,7 @@ def run_sb3(profile: str, seeds: int, args: argparse.Namespace, deadline: float 
         for proc in procs.values():
             bench.stop(proc, 60)
     sync()
-    return (out / "finished.json").exists()
+    return marker.exists()
 
 
 def main(argv: list[str] | None = None) -> int:

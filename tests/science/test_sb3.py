@@ -141,12 +141,15 @@ def test_publish_copies_finished_seeds_and_marks_the_arm_finished_last(tmp_path:
     base, out = tmp_path / "runs", tmp_path / "results"
     (base / "s0").mkdir(parents=True)
     (base / "s0" / "result.json").write_text('{"seed": 0}')
-    assert [p.name for p in sb3.publish(base, out, 2)] == [sb3.result_name(0)]
-    assert not (out / "finished.json").exists() and sb3.publish(base, out, 2) == []
+    assert [p.name for p in sb3.publish(base, out, range(2))] == [sb3.result_name(0)]
+    assert not (out / "finished.json").exists() and sb3.publish(base, out, range(2)) == []
     (base / "s1").mkdir()
     (base / "s1" / "result.json").write_text('{"seed": 1}')
-    assert [p.name for p in sb3.publish(base, out, 2)] == [sb3.result_name(1), "finished.json"]
+    assert [p.name for p in sb3.publish(base, out, range(2))] == [sb3.result_name(1), "finished.json"]
     assert json.loads((out / "finished.json").read_text())["seeds"] == [0, 1]
+    (base / "s2").mkdir()  # a second batch from seed 2 (--first-seed 2 --seeds 1), with its own marker
+    (base / "s2" / "result.json").write_text('{"seed": 2}')
+    assert [p.name for p in sb3.publish(base, out, range(2, 3))] == [sb3.result_name(2), "s2-finished.json"]
 
 
 def test_reference_sb3_without_sb3_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
