@@ -266,6 +266,15 @@ def _checkpoints(arms: dict[str, dict[str, Any]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _colors(names: list[str]) -> dict[str, Any]:
+    """One distinct colour per arm in both plots (tab20 once tab10's ten run out), ``none`` in black."""
+    import matplotlib
+
+    others = [n for n in names if n != "none"]
+    cmap = matplotlib.colormaps["tab10" if len(others) <= 10 else "tab20"]
+    return {"none": "black", **{n: cmap(i % cmap.N) for i, n in enumerate(others)}}
+
+
 def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -274,6 +283,7 @@ def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
 
     shown = [(n, a) for n, a in arms.items() if _final(a) and n not in bench.REFERENCE_ARMS and n not in NO_EVAL]
     fig, ax = plt.subplots(figsize=(14, 5))
+    colors = _colors([n for n, _ in shown])
     width = 0.8 / max(len(shown), 1)
     x = np.arange(len(ACHIEVEMENTS))
     for i, (name, arm) in enumerate(shown):
@@ -283,7 +293,7 @@ def _achievement_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
             [statistics.fmean(r) for r in rates],
             width,
             label=name,
-            color="black" if name == "none" else None,
+            color=colors[name],
         )
     ax.set_xticks(x + 0.4 - width / 2, [k.replace("_", " ") for k in ACHIEVEMENTS], rotation=60, ha="right")
     ax.set_ylabel("success rate (%), final-phase training episodes")
@@ -302,6 +312,7 @@ def _curve_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    colors = _colors(list(arms))
     for name, arm in arms.items():
         runs = [_tasks(r) for r in arm["seeds"].values()]
         n = min((len(r) for r in runs), default=0)
@@ -314,8 +325,8 @@ def _curve_plot(arms: dict[str, dict[str, Any]], path: Path) -> None:
         )
         for ax, values in ((ax1, score), (ax2, unlocked)):
             mean, std = values.mean(axis=0), values.std(axis=0)
-            ax.plot(steps, mean, marker="o", label=f"{name} ({len(runs)} seeds)")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            ax.plot(steps, mean, marker="o", color=colors[name], label=f"{name} ({len(runs)} seeds)")
+            ax.fill_between(steps, mean - std, mean + std, color=colors[name], alpha=0.2)
     ax1.set(xlabel="agent steps", ylabel="Crafter score (%), evaluation in Crafter", title="Score")
     ax2.set(xlabel="agent steps", ylabel="achievements unlocked in evaluation", title="Unlocked achievements")
     ax1.legend(fontsize=8)
