@@ -220,6 +220,12 @@ def batch_prefix(first_seed: int) -> str:
     return f"s{first_seed}-" if first_seed else ""
 
 
+def finished_name(seeds: range) -> str:
+    """The finished.json of a batch of seeds in an arm's results (``s3-finished.json`` for the batch from seed 3):
+    the arm's batch is reused when it is there."""
+    return f"{batch_prefix(seeds[0])}finished.json"
+
+
 def sync(rundir: Path, out: Path, prefix: str = "") -> list[Path]:
     """Copy new or changed raw results (task metrics, designs, finished.json) of a run into ``out``; the batch's
     own files (designs, run.json, finished.json) get its ``prefix``."""
@@ -230,7 +236,7 @@ def sync(rundir: Path, out: Path, prefix: str = "") -> list[Path]:
     return copy_changed(pairs)
 
 
-def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None) -> bool:
+def run_arm(arm: str, profile: str, seeds: range, args: argparse.Namespace, deadline: float | None) -> bool:
     """Run (or resume) one arm, resuming up to ``--retries`` times after a crash; True when it finished."""
     for attempt in range(args.retries + 1):
         if attempt:
@@ -243,17 +249,19 @@ def run_arm(arm: str, profile: str, seeds: int, args: argparse.Namespace, deadli
 
 
 def _run_once(
-    arm: str, profile: str, seeds: int, args: argparse.Namespace, deadline: float | None
+    arm: str, profile: str, seeds: range, args: argparse.Namespace, deadline: float | None
 ) -> tuple[bool, int | None]:
-    out, first, prefix = RESULTS / profile / arm, args.first_seed, batch_prefix(args.first_seed)
-    batch = f"{arm} seeds {first}-{first + seeds - 1}"
-    if (out / f"{prefix}finished.json").exists():
+    out, first, prefix = RESULTS / profile / arm, seeds[0], batch_prefix(seeds[0])
+    batch = f"{arm} seeds {first}-{seeds[-1]}"
+    if (out / finished_name(seeds)).exists():
         print(f"[science] {profile}/{batch}: finished earlier, reused")
         return True, 0
     rundir = RUNS / profile / (f"{arm}-from-s{first}" if first else arm)
     rundir.mkdir(parents=True, exist_ok=True)
     spec = rundir.parent / f"{rundir.name}.yaml"
-    spec.write_text(yaml.safe_dump(run_doc(arm, profile, seeds, args.endpoint, args.model, first), sort_keys=False))
+    spec.write_text(
+        yaml.safe_dump(run_doc(arm, profile, len(seeds), args.endpoint, args.model, first), sort_keys=False)
+    )
     cmd = [sys.executable, "-m", "envgen", "run", str(spec), "--run-dir", str(rundir), "-q"]
     if args.nice:
         cmd = ["nice", "-n", str(args.nice), *cmd]
@@ -274,7 +282,7 @@ def _run_once(
     finally:
         log.close()
     _publish(rundir, out, arm, profile, args.commit, prefix)
-    finished = (out / f"{prefix}finished.json").exists()
+    finished = (out / finished_name(seeds)).exists()
     if not finished and proc.returncode not in (0, None):
         print(
             f"[science] {profile}/{batch}: envgen run exited {proc.returncode}; see {rundir.parent / rundir.name}.log"
@@ -351,11 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
-        jobs = [(arm, partial(run_arm, arm, args.profile, args.seeds, args, deadline)) for arm in arms]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)  # one batch, for the arms and SB3 alike
+        jobs = [(arm, partial(run_arm, arm, args.profile, seeds, args, deadline)) for arm in arms]
         if args.reference == "sb3":
             from .sb3 import SB3_ARM, require_sb3, run_sb3
 
-            seeds = range(args.first_seed, args.first_seed + args.seeds)
             require_sb3(args.profile, seeds)  # before hours of other arms, not after
             jobs.append((SB3_ARM, partial(run_sb3, args.profile, seeds, args, deadline)))
         for name, job in jobs:

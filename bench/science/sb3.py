@@ -215,15 +215,10 @@ def sb3_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("stable_baselines3", "gymnasium"))
 
 
-def finished_name(seeds: range) -> str:
-    """The finished.json of a batch of SB3 seeds (``s3-finished.json`` for the batch from seed 3), as the arms'."""
-    return f"{bench.batch_prefix(seeds[0])}finished.json"
-
-
 def require_sb3(profile: str, seeds: range) -> None:
     """Exit naming the fix when the SB3 reference still has seeds to train and SB3 is not installed (a finished
     reference is reused without it)."""
-    if not (bench.RESULTS / profile / SB3_ARM / finished_name(seeds)).exists() and not sb3_installed():
+    if not (bench.RESULTS / profile / SB3_ARM / bench.finished_name(seeds)).exists() and not sb3_installed():
         raise SystemExit(MISSING)
 
 
@@ -343,7 +338,7 @@ def publish(base: Path, out: Path, seeds: range) -> list[Path]:
     finished = [(base / f"s{seed}" / "result.json", out / result_name(seed)) for seed in seeds]
     copied = bench.copy_changed([(src, dst) for src, dst in finished if src.exists()])
     done = [s for s in seeds if (out / result_name(s)).exists()]
-    marker = out / finished_name(seeds)
+    marker = out / bench.finished_name(seeds)
     if len(done) == len(seeds) and not marker.exists():
         doc = {"outcome": "Succeeded", "reason": "AllSeedsFinished", "seeds": done, "finishedAt": time.time()}
         atomic.write_json(marker, doc, indent=1)
@@ -355,7 +350,7 @@ def run_sb3(profile: str, seeds: range, args: argparse.Namespace, deadline: floa
     """Run (or resume) the SB3 reference's ``seeds``: one process per unfinished seed, in parallel; True when all
     finished."""
     out = bench.RESULTS / profile / SB3_ARM
-    marker = out / finished_name(seeds)
+    marker = out / bench.finished_name(seeds)
     require_sb3(profile, seeds)
     if marker.exists():
         print(f"[science] {profile}/{SB3_ARM} seeds {seeds[0]}-{seeds[-1]}: finished earlier, reused")
