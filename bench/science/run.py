@@ -88,6 +88,22 @@ PROFILES: dict[str, dict[str, Any]] = {
         "agent": {"network": "nature", **PAPER_PPO, "device": "cpu"},
         "reference_steps": 61 * UPDATE,  # 249,856: the SB3 comparison's 250k
     },
+    # 2 CPU cores, where the stone tier starts to open: the paper's 4-cycle shape at about 38 % of its 1.96M steps,
+    # 4 cycles x (11 updates designed + 11 real game) + 95 updates final = 749,568 steps/seed (3 seeds: ~100 min).
+    "long": {
+        "cycles": 4,
+        "envsPerCycle": 4,
+        "training": {
+            "designedEnvSteps": 11 * UPDATE,
+            "gameSteps": 11 * UPDATE,
+            "finalSteps": 95 * UPDATE,
+            "evalEpisodes": 10,
+            "evalRuns": 2,
+            "designedEnvLength": 1024,
+        },
+        "agent": {"network": "nature", **PAPER_PPO, "device": "cpu"},
+        "reference_steps": 61 * UPDATE,
+    },
     # The paper's schedule (Table 1) with the IMPALA network, for a GPU machine; run in chunks (--max-minutes).
     "paper": {
         "cycles": 4,
