@@ -10,6 +10,7 @@ import pytest
 
 from envgen.envconfig import CrafterEnvConfig
 from envgen_trainer.crafter_env import ConfigurableCrafter, _position
+from envgen_trainer.games import trainer_game
 
 
 def _objects(env: crafter.Env) -> list[tuple[str, tuple[int, int]]]:
@@ -60,6 +61,31 @@ def test_frames_bit_identical_to_crafter_renderer_day_night_and_sleep() -> None:
         if done:
             env.reset()
     assert checked_night > 0 and checked_sleep > 0
+
+
+@pytest.mark.parametrize("daylight", [1.0, 0.93, 0.5, 0.31, 0.02])
+def test_light_kernel_matches_crafter_on_random_canvases(daylight: float) -> None:
+    """Every colour, not only those of Crafter's textures: the compiled light/sleep equals Crafter's numpy + Pillow."""
+    env = ConfigurableCrafter(seed=0)
+    env.reset()
+    env._world.daylight = daylight
+    view, renderer = env._local_view, env._renderer
+    rng = np.random.default_rng(int(daylight * 100))
+    for sleeping in (False, True):
+        canvas = rng.integers(0, 256, (63, 49, 3), dtype=np.uint8)
+        state = env._world.random.get_state()
+        reference = view._light(canvas, daylight)
+        if sleeping:
+            reference = view._sleep(reference)
+        after = env._world.random.get_state()
+        expected = np.zeros((64, 64, 3), np.uint8)
+        expected[:63, :49] = reference
+        env._world.random.set_state(state)
+        env._player.sleeping = sleeping
+        renderer._local_view = lambda player, canvas=canvas: canvas  # type: ignore[method-assign,misc]
+        frame = renderer.render(env._player)
+        assert np.array_equal(frame[:49, :63], expected.transpose(1, 0, 2)[:49, :63]), sleeping
+        assert np.array_equal(env._world.random.get_state()[1], after[1])  # the same noise draws
 
 
 def test_grassland_has_no_water_or_mountains() -> None:
@@ -142,21 +168,32 @@ class _ReplayableStock(crafter.Env):  # type: ignore[misc]
 
 @pytest.mark.parametrize("seed", [1, 42])
 def test_default_trajectories_identical_to_stock(seed: int) -> None:
-    """The same actions give the same frames, rewards, dones, infos and world RNG draws as stock Crafter."""
+    """The same actions give the same frames, rewards, dones, infos and world RNG draws as stock Crafter; the
+    trainer's env (no ``info["semantic"]``) gives the same too, minus that key."""
     stock = _ReplayableStock(seed=seed, length=300)
-    ours = ConfigurableCrafter(_config(world={"length": 300}), seed=seed)
-    assert np.array_equal(stock.reset(), ours.reset())
+    config = _config(world={"length": 300})
+    ours = ConfigurableCrafter(config, seed=seed)
+    trainer = trainer_game("crafter").make_env(config, seed)
+    first = stock.reset()
+    assert np.array_equal(first, ours.reset()) and np.array_equal(first, trainer.reset())
     rng, episodes = np.random.default_rng(seed), 0
     for step in range(900):
         action = int(rng.integers(17))
         obs_stock, reward_stock, done_stock, info_stock = stock.step(action)
-        obs_ours, reward_ours, done_ours, info_ours = ours.step(action)
-        assert np.array_equal(obs_stock, obs_ours), step
-        assert (reward_stock, done_stock) == (reward_ours, done_ours), step
-        for key in ("inventory", "achievements", "discount"):
-            assert info_stock[key] == info_ours[key], (step, key)
-        assert stock._world.random.get_state()[2] == ours._world.random.get_state()[2], step
+        for env in (ours, trainer):
+            obs, reward, done, info = env.step(action)
+            assert np.array_equal(obs_stock, obs), step
+            assert (reward_stock, done_stock) == (reward, done), step
+            for key in ("inventory", "achievements", "discount", "reward"):
+                assert info_stock[key] == info[key], (step, key)
+            assert np.array_equal(info_stock["player_pos"], info["player_pos"]), step
+            assert stock._world.random.get_state()[2] == env._world.random.get_state()[2], step  # type: ignore[attr-defined]
+            if env is ours:
+                assert np.array_equal(info_stock["semantic"], info["semantic"]), step
+            else:
+                assert "semantic" not in info
         if done_stock:
             episodes += 1
-            assert np.array_equal(stock.reset(), ours.reset())
+            first = stock.reset()
+            assert np.array_equal(first, ours.reset()) and np.array_equal(first, trainer.reset())
     assert episodes >= 2

@@ -54,10 +54,13 @@ class ConfigurableCrafter(crafter.Env):
     episode length, area and spawn-rate percents. Uses the fast renderer; the old gym API of ``crafter.Env``.
 
     Pre-placed table/furnace/plant are part of the world, not the agent's doing: they credit no achievement.
+    ``semantic=False`` leaves ``info["semantic"]`` (the whole map with creatures, which the trainer never reads) out
+    of every step's info; everything else is unchanged.
     """
 
-    def __init__(self, config: CrafterEnvConfig | None = None, seed: int | None = None) -> None:
+    def __init__(self, config: CrafterEnvConfig | None = None, seed: int | None = None, semantic: bool = True) -> None:
         self.config = config or CrafterEnvConfig()
+        self._semantic = semantic
         world = self.config.world_settings
         super().__init__(area=(world.area, world.area), length=world.length, seed=seed)
         env = self.config.environment_settings
@@ -123,10 +126,11 @@ class ConfigurableCrafter(crafter.Env):
             "inventory": self._player.inventory.copy(),
             "achievements": self._player.achievements.copy(),
             "discount": 1 - float(dead),
-            "semantic": self._sem_view(),
             "player_pos": self._player.pos,
             "reward": reward,
         }
+        if self._semantic:
+            info["semantic"] = self._sem_view()
         if not self._reward:
             reward = 0.0
         return obs, reward, bool(dead or over), info

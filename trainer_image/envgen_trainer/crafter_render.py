@@ -4,22 +4,75 @@ Ported from ``crafter/engine.py`` and ``crafter/env.py`` of Crafter 1.8.3 (https
 Copyright (c) 2021 Danijar Hafner, MIT License.
 
 Material tiles are precomputed per material id and drawn with one gather per frame; creatures are alpha-blended
-with the same float32 arithmetic as Crafter; the inventory strip is cached per inventory; daylight, night noise
-(which draws from ``world.random`` exactly like Crafter) and the sleep tint use the same operations.
+with the same float32 arithmetic as Crafter; the inventory strip is cached per inventory. Daylight, night noise
+(drawn from ``world.random`` exactly like Crafter) and the sleep tint run in one compiled per-pixel loop that
+repeats Crafter's float64 operations and Pillow's ``ImageEnhance.Color`` integer/float32 arithmetic (grey
+``L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16``, blend ``(uint8)(grey + alpha * (value - grey))``), and
+writes the frame in its final (transposed) layout.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from crafter import constants, engine, objects
-from PIL import Image, ImageEnhance
+from numba import njit
 
 Frame = npt.NDArray[np.uint8]
 _OUTSIDE_VALUE = 127
 _ITEM_CACHE_LIMIT = 512
+_NIGHT_TINT = (0.0, 16.0, 64.0)
+_SLEEP_TINT = (0.0, 0.0, 16.0)
+
+
+@njit(cache=True, inline="always")
+def _grey(r: float, g: float, b: float) -> int:  # pragma: no cover - compiled
+    """Pillow's RGB -> L conversion of three uint8 values."""
+    return (int(r) * 19595 + int(g) * 38470 + int(b) * 7471 + 0x8000) >> 16
+
+
+@njit(cache=True, inline="always")
+def _enhance(value: float, grey: int) -> float:  # pragma: no cover - compiled
+    """Pillow's ``ImageEnhance.Color(...).enhance(0.4)`` of one uint8 channel value given the pixel's grey."""
+    return float(np.uint8(np.float32(grey) + np.float32(0.4) * np.float32(int(value) - grey)))
+
+
+@njit(cache=True)
+def _light_into(
+    out: Frame,
+    base: Frame,
+    x0: int,
+    y0: int,
+    daylight: float,
+    noise: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.float64],
+    sleeping: bool,
+) -> None:  # pragma: no cover - compiled
+    """Crafter's ``_light`` (and ``_sleep``) of the local view ``base`` (x, y, rgb), written into ``out`` (y, x, rgb)
+    at (x0, y0) with Crafter's float -> uint8 truncation. ``noise``/``mask`` are empty by day."""
+    night_noise = noise.shape[0] > 0
+    shade = 1 - daylight
+    for i in range(base.shape[0]):
+        for j in range(base.shape[1]):
+            r, g, b = float(base[i, j, 0]), float(base[i, j, 1]), float(base[i, j, 2])
+            nr, ng, nb = r, g, b
+            if night_noise:
+                m, n = mask[i, j], noise[i, j]
+                nr = float(np.uint8((1 - m) * r + m * n))
+                ng = float(np.uint8((1 - m) * g + m * n))
+                nb = float(np.uint8((1 - m) * b + m * n))
+            grey = _grey(nr, ng, nb)
+            lr = daylight * r + shade * ((1 - 0.5) * _enhance(nr, grey) + 0.5 * _NIGHT_TINT[0])
+            lg = daylight * g + shade * ((1 - 0.5) * _enhance(ng, grey) + 0.5 * _NIGHT_TINT[1])
+            lb = daylight * b + shade * ((1 - 0.5) * _enhance(nb, grey) + 0.5 * _NIGHT_TINT[2])
+            if sleeping:
+                grey = _grey(float(np.uint8(lr)), float(np.uint8(lg)), float(np.uint8(lb)))
+                lr = (1 - 0.5) * float(grey) + 0.5 * _SLEEP_TINT[0]
+                lg = (1 - 0.5) * float(grey) + 0.5 * _SLEEP_TINT[1]
+                lb = (1 - 0.5) * float(grey) + 0.5 * _SLEEP_TINT[2]
+            out[y0 + j, x0 + i, 0] = np.uint8(lr)
+            out[y0 + j, x0 + i, 1] = np.uint8(lg)
+            out[y0 + j, x0 + i, 2] = np.uint8(lb)
 
 
 class _Sprite:
@@ -77,20 +130,27 @@ class FastRenderer:
         shape = (int(self._grid[0] * unit[0]), int(self._grid[1] * unit[1]))
         xs, ys = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]))
         self._vignette = 1 - np.exp(-0.5 * (xs**2 + ys**2) / (0.5**2)).T
+        self._no_noise = np.zeros((0, 0))
 
     def render(self, player: objects.Player) -> Frame:
         """The observation for the current state (consumes ``world.random`` at night, as Crafter does)."""
         local = self._local_view(player)
         items = self._inventory(player.inventory)
-        canvas = np.zeros((*tuple(self._size), 3), np.uint8)
+        frame = np.zeros((int(self._size[1]), int(self._size[0]), 3), np.uint8)
         border = (self._size - self._unit * self._view) // 2
         x, y = int(border[0]), int(border[1])
         lw, lh = local.shape[:2]
-        canvas[x : x + lw, y : y + lh] = local
-        canvas[x : x + lw, y + lh : y + lh + items.shape[1]] = items
-        return canvas.transpose((1, 0, 2))
+        daylight = float(self._world.daylight)
+        noise, mask = self._no_noise, self._no_noise
+        if daylight < 0.5:
+            noise = self._world.random.uniform(32, 127, local.shape[:2])
+            mask = 2 * (0.5 - daylight) * self._vignette
+        _light_into(frame, local, x, y, daylight, noise, mask, bool(player.sleeping))
+        frame[y + lh : y + lh + items.shape[1], x : x + lw] = items.transpose(1, 0, 2)
+        return frame
 
-    def _local_view(self, player: objects.Player) -> npt.NDArray[np.floating]:
+    def _local_view(self, player: objects.Player) -> Frame:
+        """The local view before lighting: material tiles and creatures, (x, y, rgb)."""
         world, grid, unit = self._world, self._grid, self._unit
         x0, y0 = player.pos - self._offset
         xs = np.arange(x0, x0 + grid[0])
@@ -105,10 +165,7 @@ class FastRenderer:
             obj = world._objects[index]
             px, py = obj.pos - (x0, y0)
             self._sprite(obj.texture).draw(canvas, int(px * unit[0]), int(py * unit[1]))
-        light = self._light(canvas, world.daylight)
-        if player.sleeping:
-            light = self._sleep(light)
-        return light
+        return canvas
 
     def _sprite(self, name: str) -> _Sprite:
         sprite = self._sprites.get(name)
@@ -124,19 +181,3 @@ class FastRenderer:
                 self._items.clear()
             frame = self._items[key] = self._item_view(inventory, self._unit)
         return frame
-
-    def _light(self, canvas: Frame, daylight: float) -> npt.NDArray[np.floating]:
-        night: npt.NDArray[Any] = canvas
-        if daylight < 0.5:
-            amount = 2 * (0.5 - daylight)
-            noise = self._world.random.uniform(32, 127, canvas.shape[:2])[..., None]
-            mask = amount * self._vignette[..., None]
-            night = (1 - mask) * canvas + mask * noise
-        night = np.array(ImageEnhance.Color(Image.fromarray(night.astype(np.uint8))).enhance(0.4))
-        night = (1 - 0.5) * night + 0.5 * np.array((0, 16, 64))
-        return daylight * canvas + (1 - daylight) * night
-
-    @staticmethod
-    def _sleep(canvas: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
-        gray = np.array(ImageEnhance.Color(Image.fromarray(canvas.astype(np.uint8))).enhance(0.0))
-        return (1 - 0.5) * gray + 0.5 * np.array((0, 0, 16))

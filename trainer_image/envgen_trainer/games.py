@@ -34,7 +34,7 @@ def _crafter(config: ConfigModel | None, seed: int) -> GymLikeEnv:
     from .crafter_env import ConfigurableCrafter
 
     assert config is None or isinstance(config, CrafterEnvConfig)
-    return ConfigurableCrafter(config, seed=seed)
+    return ConfigurableCrafter(config, seed=seed, semantic=False)  # the trainer never reads info["semantic"]
 
 
 def _crafter_stock(config: ConfigModel | None, seed: int) -> GymLikeEnv:
