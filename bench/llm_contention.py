@@ -32,8 +32,8 @@ from envgen.cores import usable_cores
 from envgen.designers.prompts import build_chat
 from envgen.designers.schema import answer_schema
 from envgen.llm import CallLog, LLMClient, LLMSettings
-from envgen.llm.client import StreamProgress
 from envgen.llm.embedded import MODEL_ALIAS, EmbeddedLLM, free_cores
+from envgen.llm.progress import StreamProgress
 from envgen.processes import die_with_parent
 
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from llm.stub import StubLLM
 
-from envgen.llm.embedded import EmbeddedLLMError, SharedEmbeddedLLM, model_file, server_binary
+from envgen.llm.embedded import EmbeddedLLMError, model_file, server_binary
+from envgen.llm.shared import SharedEmbeddedLLM
 
 
 @pytest.fixture(scope="session")

@@ -232,9 +232,9 @@ class FakeEmbedded:
 def test_embedded_endpoint_starts_with_the_session_and_stops_on_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import envgen.llm.embedded
+    import envgen.llm.shared
 
-    monkeypatch.setattr(envgen.llm.embedded, "SharedEmbeddedLLM", FakeEmbedded)
+    monkeypatch.setattr(envgen.llm.shared, "SharedEmbeddedLLM", FakeEmbedded)
     session = open_session(local_plan(spec(), embedded=tmp_path / "llm-server"))
     (server,) = FakeEmbedded.started
     assert server.state_dir == tmp_path / "llm-server"

@@ -12,7 +12,8 @@ from envgen.contracts import DesignRequest
 from envgen.designers import DesignError, DesignUnavailable, LLMDesigner
 from envgen.envconfig import CrafterEnvConfig
 from envgen.llm import CallLog, LLMClient, LLMError, LLMSettings
-from envgen.llm.client import RUNGS, retry_after_seconds
+from envgen.llm.errors import retry_after_seconds
+from envgen.llm.ladder import RUNGS
 
 from .stub import StubLLM, completion, crafter_answer, crafter_env, error, free_port
 

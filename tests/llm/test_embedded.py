@@ -19,18 +19,18 @@ from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignReq
 from envgen.designers import LLMDesigner
 from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE
 from envgen.llm import LLMClient, LLMSettings, MemoryRecordStore
-from envgen.llm.client import ProgressCallback, StreamProgress
 from envgen.llm.embedded import (
     LLAMA_CPP_VERSION,
     MODEL_ALIAS,
     PID_FILE,
     EmbeddedLLM,
     EmbeddedLLMError,
-    SharedEmbeddedLLM,
     free_cores,
     model_file,
     server_binary,
 )
+from envgen.llm.progress import ProgressCallback, StreamProgress
+from envgen.llm.shared import SharedEmbeddedLLM
 
 
 def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -115,7 +115,7 @@ def _gone(base_url: str, timeout: float = 15.0) -> bool:
 
 HOLDER = """
 import sys, time
-from envgen.llm.embedded import SharedEmbeddedLLM
+from envgen.llm.shared import SharedEmbeddedLLM
 llm = SharedEmbeddedLLM(sys.argv[1]).start()
 print(llm.base_url, flush=True)
 time.sleep(600)

@@ -8,7 +8,7 @@ import pytest
 
 from envgen.contracts import ChatMessage
 from envgen.llm import CallLog, LLMClient, LLMSettings
-from envgen.llm.client import ProgressLog, StreamProgress
+from envgen.llm.progress import ProgressLog, StreamProgress
 
 from .stub import StubLLM, completion, error, streamed
 

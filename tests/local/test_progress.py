@@ -8,7 +8,7 @@ import pytest
 from llm.stub import StubLLM, crafter_answer, streamed
 
 from envgen.contracts import DesignRequest
-from envgen.llm.client import StreamProgress
+from envgen.llm.progress import StreamProgress
 from envgen.local.progress import Progress
 from envgen.local.rundir import RunDir
 from envgen.local.runner import LocalDesigner

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from ..contracts import ChatMessage, CycleDesign, DesignRequest
 from ..games import GameName
 from ..games import game as game_of
-from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
+from ..llm import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
 from .base import DesignError, DesignUnavailable, is_copy, unique_names
 from .catalogue import CatalogueEnv, ladder, spread

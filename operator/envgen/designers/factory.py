@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import CycleDesign, DesignRequest
-from ..llm.client import LLMClient, LLMSettings, ProgressCallback
+from ..llm.client import LLMClient, LLMSettings
+from ..llm.progress import ProgressCallback
 from ..llm.records import RecordStore
 from ..spec import DesignerSpec, DesignerType, EnvGenRunSpec, LLMSpec, SpecError
 from .base import Designer, DesignError
@@ -170,7 +171,7 @@ def open_session(
     server: Any = None
     url = llm.endpoint
     if isinstance(url, Embedded):
-        from ..llm.embedded import SharedEmbeddedLLM
+        from ..llm.shared import SharedEmbeddedLLM
 
         server = SharedEmbeddedLLM(url.state_dir).start()
         url = server.base_url

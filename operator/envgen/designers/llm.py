@@ -10,7 +10,7 @@ from typing import Any
 
 from ..contracts import ChatMessage, CycleDesign, DesignRequest
 from ..envconfig import DesignedEnv
-from ..llm.client import CallLog, LLMClient, LLMError, LLMUnavailable
+from ..llm import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
 from .base import DesignError, DesignUnavailable, unique_names
 from .critic import critique

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..contracts import CycleDesign, DesignRequest
 from ..designers import DesignError, DesignUnavailable
 from ..designers.factory import DesignerPlan, DesignerSession, SetupError, cluster_plan, open_session, uses_llm
-from ..llm.client import ProgressLog
+from ..llm.progress import ProgressLog
 from ..spec import DesignerType, EnvGenRun
 from . import metrics
 from .kube import Kube

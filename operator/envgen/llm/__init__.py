@@ -1,6 +1,13 @@
-"""The LLM side of EnvGen: a robust OpenAI-compatible client, record/replay, and the embedded local model."""
+"""The LLM side of EnvGen, one module per concern.
 
-from .client import RUNGS, Answer, CallLog, LLMClient, LLMError, LLMSettings
+``client`` (the OpenAI-compatible chat client), ``ladder`` (the response-format fallbacks), ``errors`` (what a
+failure means), ``progress`` (a streamed answer's progress), ``records`` (record/replay), ``embedded`` (the local
+llama.cpp server) and ``shared`` (one embedded server per machine, shared by leases).
+"""
+
+from .client import Answer, CallLog, LLMClient, LLMSettings
+from .errors import LLMError, LLMUnavailable
+from .ladder import RUNGS
 from .records import DirectoryRecordStore, MemoryRecordStore, RecordStore, request_key
 
 __all__ = [
@@ -11,6 +18,7 @@ __all__ = [
     "LLMClient",
     "LLMError",
     "LLMSettings",
+    "LLMUnavailable",
     "MemoryRecordStore",
     "RecordStore",
     "request_key",

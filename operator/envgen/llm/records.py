@@ -2,7 +2,9 @@
 
 The key is the sha256 of the request as the model sees it (model, messages, response_format, temperature,
 max_tokens). The endpoint URL and the API key are not part of it, and no record ever holds a credential.
-A re-run with the same store replays answers instead of calling the endpoint.
+A re-run with the same store replays answers instead of calling the endpoint. A record holds either the
+``response`` (:func:`response_record`) or the ``rejected`` response format (:func:`rejection_record`), so a
+replay also steps down the ladder without asking.
 """
 
 from __future__ import annotations
@@ -26,6 +28,31 @@ def request_key(request: dict[str, Any]) -> str:
     """sha256 of the canonical request (sorted keys, compact separators)."""
     text = json.dumps(canonical_request(request), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def response_record(
+    request: dict[str, Any],
+    *,
+    content: str,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_seconds: float,
+) -> dict[str, Any]:
+    """The record of an answer to ``request``."""
+    response = {
+        "content": content,
+        "finishReason": finish_reason,
+        "promptTokens": prompt_tokens,
+        "completionTokens": completion_tokens,
+        "latencySeconds": latency_seconds,
+    }
+    return {"request": canonical_request(request), "response": response}
+
+
+def rejection_record(request: dict[str, Any], *, status: int, error: str) -> dict[str, Any]:
+    """The record of an endpoint rejecting ``request``'s response format."""
+    return {"request": canonical_request(request), "rejected": {"status": status, "error": error}}
 
 
 class RecordStore(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..engine import RunSummary
-from ..llm.client import StreamProgress
+from ..llm.progress import StreamProgress
 from ..spec import EnvGenRun
 from .rundir import RunDir, read_json
 

@@ -62,8 +62,8 @@ class LocalDesigner:
         return design
 
     def _open(self) -> DesignerSession:
-        from ..llm.embedded import shared_dir
         from ..llm.records import DirectoryRecordStore
+        from ..llm.shared import shared_dir
 
         plan = local_plan(self.run.spec, embedded=shared_dir())
         if plan.embedded:
