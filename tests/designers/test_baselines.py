@@ -129,11 +129,11 @@ def test_curriculum_walks_the_dag_trunk_first() -> None:
         "make_wood_sword": 15.0,
     }
     # the wood pickaxe opens ten skills and stands at 0 %: it goes first; stone (one step ahead) next
-    assert curriculum(CRAFTER, rates, rates, 2) == ["make_wood_pickaxe", "collect_stone"]
-    for skill in curriculum(CRAFTER, rates, rates, len(ACHIEVEMENTS)):
+    assert curriculum(CRAFTER, rates, 2) == ["make_wood_pickaxe", "collect_stone"]
+    for skill in curriculum(CRAFTER, rates, len(ACHIEVEMENTS)):
         # reachable, or one step ahead: every prerequisite of the skill is itself within reach
         assert all(all(rates[q] >= REACH_PERCENT for q in PREREQUISITES[p]) for p in PREREQUISITES[skill])
-    assert "collect_diamond" not in curriculum(CRAFTER, rates, rates, len(ACHIEVEMENTS))
+    assert "collect_diamond" not in curriculum(CRAFTER, rates, len(ACHIEVEMENTS))
     # collect_wood opens every skill but itself, the six other roots and the plant chain
     assert dependants(CRAFTER, "collect_wood") == len(ACHIEVEMENTS) - 9
     assert dependants(CRAFTER, "make_wood_sword") == 0
@@ -184,8 +184,9 @@ def test_heuristic_heist_follows_the_success_rate() -> None:
     assert ladder.index(names(50.0)[0]) > 0
 
 
-def test_designed_env_results_move_the_frontier() -> None:
-    """In the place-table env the agent already makes pickaxes: the next cycle climbs on, though the game lags."""
+def test_designed_env_results_raise_the_earn_level_never_the_frontier() -> None:
+    """In the place-table env the agent already makes pickaxes: the frontier still follows the real game (no stone
+    yet), and the mastered place-table env hands out one prerequisite fewer (its wood) next cycle."""
     skills = success(collect_wood=50, place_table=8)
     skills |= {a: SkillStat(mean=50.0) for a in ("collect_sapling", "collect_drink", "eat_cow", "defeat_zombie")}
     skills |= {a: SkillStat(mean=50.0) for a in ("defeat_skeleton", "wake_up", "place_plant", "eat_plant")}
@@ -195,13 +196,17 @@ def test_designed_env_results_move_the_frontier() -> None:
         EnvResult(name="practice-collect-wood", episodes=100, success={"collect_wood": 100.0}),
     ]
 
-    def names(per_env: list[EnvResult]) -> list[str]:
+    def design(per_env: list[EnvResult]) -> list[DesignedEnv]:
         previous = history("crafter", envs, skills, per_env=[r.model_dump(by_alias=True) for r in per_env])
         request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=previous)
-        return [e.name for e in HeuristicDesigner().design(request).envs][:2]
+        return HeuristicDesigner().design(request).envs[:2]
 
-    assert names([]) == ["practice-make-wood-pickaxe", "practice-place-table"]  # stone is out of reach
-    assert names(in_env) == ["practice-make-wood-pickaxe", "practice-collect-stone"]
+    assert [e.name for e in design([])] == ["practice-make-wood-pickaxe", "practice-place-table"]
+    pickaxe, table = design(in_env)
+    assert (pickaxe.name, table.name) == ("practice-make-wood-pickaxe", "practice-place-table-earn1")
+    assert isinstance(table.config, CrafterEnvConfig)
+    assert table.config.inventory_settings.wood == 0  # the agent collects its own wood ...
+    assert table.config.environment_settings.tree_rarity == "very common"  # ... in a forest
 
 
 def test_heuristic_sets_aside_skills_that_did_not_move_in_two_practices() -> None:

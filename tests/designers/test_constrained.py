@@ -13,7 +13,8 @@ from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers import FixedDesigner, make_designer
 from envgen.designers.constrained import ConstrainedLLMDesigner, constrained_schema, frontier, menus, stages
-from envgen.designers.heuristic import reachable, success_of
+from envgen.designers.heuristic import reachable
+from envgen.designers.progress import success_of
 from envgen.envconfig import check
 from envgen.games import game as game_of
 from envgen.games.crafter import PRACTICE as CRAFTER_PRACTICE

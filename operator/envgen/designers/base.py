@@ -10,7 +10,7 @@ __all__ = ["DesignError", "DesignUnavailable", "Designer", "env_findings", "uniq
 
 
 # check() codes that only say one skill (and every skill that needs it) is impossible in the env
-RULES_OUT = {"no-stone-source": "collect_stone"}
+RULES_OUT = {"no-stone-source": "collect_stone", "no-water": "collect_drink"}
 
 
 def concerns(finding: Finding, env: DesignedEnv) -> bool:

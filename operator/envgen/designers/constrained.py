@@ -26,10 +26,11 @@ from ..games import GameName
 from ..games import game as game_of
 from ..llm import CallLog, LLMClient, LLMError, LLMUnavailable
 from ..spec import DesignerType
-from .base import DesignError, DesignUnavailable, is_copy, unique_names
+from .base import DesignError, DesignUnavailable, unique_names
 from .catalogue import CatalogueEnv, ladder, spread
 from .critic import critique
-from .heuristic import capability, curriculum, latest_success, stalled
+from .heuristic import practice_env, practised_skills, targets
+from .progress import latest_success
 from .prompts import SYSTEM, game_title, success_table
 from .schema import extract_json
 
@@ -42,14 +43,13 @@ def stages(game: GameName, n: int) -> list[tuple[CatalogueEnv, ...]]:
 
 
 def frontier(request: DesignRequest) -> list[CatalogueEnv]:
-    """The heuristic's candidates, most valuable first, without last cycle's envs while ``num_envs`` others remain."""
+    """The heuristic's candidates (lost skills first), most valuable first, each at its earn level, without last
+    cycle's skills while ``num_envs`` others remain."""
     game, history = game_of(request.game), list(request.history)
-    practice = {c.skills[0]: c for c in game.catalogue}
-    ranked = curriculum(game, latest_success(history), capability(history), len(game.skills), stalled(game, history))
-    envs = [practice[s] for s in ranked]
-    last = [e.name for e in history[-1].design.envs] if history else []
-    fresh = [c for c in envs if not any(is_copy(name, c.env.name) for name in last)]
-    return fresh if len(fresh) >= request.num_envs else envs
+    ranked = targets(game, history, len(game.skills))
+    last = practised_skills(game, [e.name for e in history[-1].design.envs]) if history else set()
+    fresh = [s for s in ranked if s not in last]
+    return [practice_env(game, history, s) for s in (fresh if len(fresh) >= request.num_envs else ranked)]
 
 
 def menus(request: DesignRequest) -> list[tuple[CatalogueEnv, ...]]:

@@ -5,6 +5,8 @@
   iron sword or diamonds; Heist: a 5x5 maze without keys), so nothing is left to learn.
 * ``purpose-names-no-skill``: a purpose that names none of the game's skills.
 * ``unchanged-after-feedback``: an environment copied unchanged from the previous cycle.
+* ``lost-skill``: the agent lost a skill it held in the real game (``progress.lost_skills``) and no environment's
+  purpose names it, so nothing gives it practice again.
 * the per-env ``check()`` warnings (biome/resource contradictions such as coal in grassland).
 
 All are warnings: the LLM designer asks for one repair with these reasons and records them either way.
@@ -20,6 +22,7 @@ from ..envconfig import DesignedEnv, Finding
 from ..games import GameName
 from ..games import game as game_of
 from .base import env_findings
+from .progress import latest_success, lost_skills, success_of
 
 
 @cache
@@ -68,5 +71,16 @@ def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
                 add(
                     "unchanged-after-feedback",
                     f"{env.name}: copied unchanged from the previous cycle's {same.name} despite the feedback",
+                )
+        game = game_of(request.game)
+        history = list(request.history)
+        now = latest_success(history)
+        for skill in lost_skills(game, history):
+            if not any(re.search(rf"\b{skill}\b", env.purpose) for env in envs):
+                best = max(success_of(h.feedback)[skill] for h in history[:-1])
+                add(
+                    "lost-skill",
+                    f"{skill} fell from {best:.0f}% to {now[skill]:.0f}% in the real game and no environment "
+                    "practises it",
                 )
     return found + [f for f in env_findings(envs) if f.severity == "warning"]

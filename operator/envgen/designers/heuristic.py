@@ -1,16 +1,25 @@
-"""The heuristic designer: walk the skill graph, practise the trunk of the tech tree first.
+"""The heuristic designer: walk the skill graph, practise the trunk of the tech tree first, earn what is given.
 
-For a game whose catalogue has one practice env per skill (Crafter). What the agent can do, its *capability* in a
-skill, is the better of its real-game success and its best success in any env of the last cycle: inside a practice
-env the agent often manages a skill (place_table 100 %) cycles before the real-game feedback shows it, so the
-frontier follows the designed envs' results, not only the real game's. A skill is reachable when the agent is
-capable (>= REACH_PERCENT) in each of its direct prerequisites; the candidates are the reachable skills and those
-one step beyond them. Each is valued by how much the Crafter score can gain from it: the score is a geometric mean
-of (1 + success), so a point of success is worth 1 / (1 + success), and a skill also opens every skill that
-depends on it: value = (1 + dependants) / (1 + real-game success). The ``numEnvs // 2`` most valuable targets
-get two slots each, so each target gets enough steps for its craft actions to be tried (with one slot per skill
-and four skills, a practice env got about 1.5 PPO updates per cycle). A skill practised twice without gaining
-``STALL_POINTS``, neither in the real game nor in its own practice env, is set aside while other skills are left.
+For a game whose catalogue has one practice env per skill (Crafter). The frontier follows the real game: a skill
+is reachable when the agent manages (>= REACH_PERCENT) each of its direct prerequisites **in the real game**, and
+the candidates are the reachable skills and those one step beyond them. Success inside a practice env never
+unlocks a skill: such success often comes from the prerequisites the env hands out (stone placed and mined back),
+not from a chain the real game would let the agent complete. Each candidate is valued by how much the Crafter
+score can gain from it: the score is a geometric mean of (1 + success), so a point of success is worth
+1 / (1 + success), and a skill also opens every skill that depends on it: value = (1 + dependants) / (1 + success).
+The ``numEnvs // 2`` most valuable targets get two slots each, so each target gets enough steps for its craft
+actions to be tried. A skill practised twice without gaining ``STALL_POINTS``, neither in the real game nor in its
+own practice env, is set aside while other skills are left.
+
+Two rules keep the curriculum from doing harm and make what is practised transfer:
+
+* **No lost skills.** A skill the agent held in the real game (>= LOST_FROM) that fell below LOST_SHARE of its
+  best is lost (wake_up 87 % -> 5 %); lost skills take the first target places, so they get practice again.
+* **Earn it** (a reverse curriculum). A target's practice env starts with every prerequisite handed out (the
+  game's ``earn_ladder``, level 0); once the agent reaches EARN_PERCENT in it, the next cycle's env hands out one
+  prerequisite fewer (the one earned closest to the skill), down to the real game with only a denser layout;
+  below RETREAT_PERCENT it hands one back.
+
 For a game with a level ladder of one skill (Heist), the heuristic picks the stretch of the ladder that matches the
 agent's success rate.
 """
@@ -20,36 +29,18 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ..contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest
-from ..games import GAMES, CatalogueEnv, Game
+from ..games import CatalogueEnv, Game
 from ..games import game as game_of
 from ..spec import DesignerType
 from .base import env_findings, is_copy, unique_names
 from .catalogue import spread
+from .progress import latest_success, lost_skills, success_of
 
 REACH_PERCENT = 10.0
 STALL_POINTS = 1.0  # success points a practised skill must gain, in the real game or its own env, to keep its slot
 SLOTS_PER_TARGET = 2
-
-
-def success_of(feedback: CycleFeedback | None) -> dict[str, float]:
-    """Mean success (percent) per skill of every game; absent skills count as 0."""
-    got = {} if feedback is None else {k: v.mean for k, v in feedback.success.items()}
-    return {s: got.get(s, 0.0) for g in GAMES.values() for s in g.skills}
-
-
-def latest_success(history: list[CycleHistory]) -> dict[str, float]:
-    """``success_of`` the last finished cycle's feedback (cycle 1: everything 0 %)."""
-    return success_of(history[-1].feedback if history else None)
-
-
-def capability(history: list[CycleHistory]) -> dict[str, float]:
-    """Per skill, the better of the last real-game success and the best success in any of the last cycle's envs."""
-    cap = latest_success(history)
-    for result in history[-1].feedback.per_env if history else ():
-        for skill, rate in result.success.items():
-            if skill in cap:
-                cap[skill] = max(cap[skill], rate)
-    return cap
+EARN_PERCENT = 50.0  # in-env success at which a practice env hands out one prerequisite fewer
+RETREAT_PERCENT = 5.0  # in-env success below which it hands one back
 
 
 def reachable(game: Game, success: dict[str, float], skill: str) -> bool:
@@ -80,51 +71,99 @@ def value(game: Game, success: dict[str, float], skill: str) -> float:
     return (1 + dependants(game, skill)) / (1 + success[skill])
 
 
+def ladder_of(game: Game, skill: str) -> tuple[CatalogueEnv, ...]:
+    """A skill's practice envs, everything handed out first (one env when the game has no earn ladder)."""
+    if game.earn_ladder is not None:
+        return game.earn_ladder(skill)
+    return tuple(c for c in game.catalogue if c.skills[0] == skill)
+
+
+def _practised(game: Game, design_envs: Collection[str], skill: str) -> tuple[int, str] | None:
+    """The earn level and env name of a skill's practice env among a design's env names (None when absent)."""
+    for level, entry in enumerate(ladder_of(game, skill)):
+        if any(is_copy(name, entry.env.name) for name in design_envs):
+            return level, entry.env.name
+    return None
+
+
+def practised_skills(game: Game, design_envs: Collection[str]) -> set[str]:
+    """The skills whose practice envs (at any earn level) are among a design's env names."""
+    return {s for s in game.skills if _practised(game, design_envs, s) is not None}
+
+
 def _practice_rate(feedback: CycleFeedback, env_name: str, skill: str) -> float:
     """The skill's best success in its own practice env or the env's copies; 0 when it was not there."""
     return max((r.success.get(skill, 0.0) for r in feedback.per_env if is_copy(r.name, env_name)), default=0.0)
 
 
+def earn_level(game: Game, history: list[CycleHistory], skill: str) -> int:
+    """The earn level of a skill's next practice env: the level it last practised at, one up once the agent
+    reached EARN_PERCENT there, one down below RETREAT_PERCENT; 0 when it was never practised."""
+    top = len(ladder_of(game, skill)) - 1
+    for h in reversed(history):
+        found = _practised(game, [e.name for e in h.design.envs], skill)
+        if found is None:
+            continue
+        level, name = found
+        rate = _practice_rate(h.feedback, name, skill)
+        if rate >= EARN_PERCENT:
+            return min(level + 1, top)
+        return max(level - 1, 0) if rate < RETREAT_PERCENT else level
+    return 0
+
+
+def practice_env(game: Game, history: list[CycleHistory], skill: str) -> CatalogueEnv:
+    """The practice env a skill gets next cycle: its earn ladder at ``earn_level``."""
+    return ladder_of(game, skill)[earn_level(game, history, skill)]
+
+
 def stalled(game: Game, history: list[CycleHistory]) -> set[str]:
     """Skills whose last two practices gained less than STALL_POINTS, both in the real game and in their own env."""
-    practice = {c.skills[0]: c.env.name for c in game.catalogue}
     out: set[str] = set()
-    for skill, env_name in practice.items():
-        cycles = [h for h in history if any(is_copy(e.name, env_name) for e in h.design.envs)][-2:]
+    for skill in game.skills:
+        cycles = [(h, found) for h in history if (found := _practised(game, [e.name for e in h.design.envs], skill))][
+            -2:
+        ]
         if len(cycles) < 2:
             continue
-        first, second = (c.feedback for c in cycles)
-        real_gain = success_of(second)[skill] - success_of(first)[skill]
-        env_gain = _practice_rate(second, env_name, skill) - _practice_rate(first, env_name, skill)
+        (first, (_, first_env)), (second, (_, second_env)) = cycles
+        real_gain = success_of(second.feedback)[skill] - success_of(first.feedback)[skill]
+        env_gain = _practice_rate(second.feedback, second_env, skill) - _practice_rate(first.feedback, first_env, skill)
         if max(real_gain, env_gain) < STALL_POINTS:
             out.add(skill)
     return out
 
 
-def curriculum(
-    game: Game, success: dict[str, float], capable: dict[str, float], n: int, stall: Collection[str] = ()
-) -> list[str]:
+def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[str] = ()) -> list[str]:
     """``n`` distinct targets among the reachable skills and those one step ahead, most valuable first.
 
-    Reachability follows ``capable``, value the real-game ``success``; ties go to the shallower skill, then the
-    game's order. Stalled skills go last, so they come back only when nothing else is left.
+    Reachability and value follow the real-game ``success``; ties go to the shallower skill, then the game's
+    order. Stalled skills go last, so they come back only when nothing else is left.
     """
-    candidates = [s for s in game.skills if reachable(game, capable, s) or one_step_ahead(game, capable, s)]
+    candidates = [s for s in game.skills if reachable(game, success, s) or one_step_ahead(game, success, s)]
     ranked = sorted(
         candidates, key=lambda s: (s in stall, -value(game, success, s), game.depth(s), game.skills.index(s))
     )
     return ranked[:n]
 
 
+def targets(game: Game, history: list[CycleHistory], n: int) -> list[str]:
+    """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's."""
+    lost = lost_skills(game, history)[: max(1, n // 2)]
+    ranked = curriculum(game, latest_success(history), len(game.skills), stalled(game, history))
+    return (lost + [s for s in ranked if s not in lost])[:n]
+
+
 def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
-    practice = {c.skills[0]: c for c in game.catalogue}
-    success, capable = latest_success(history), capability(history)
-    stall = stalled(game, history)
-    targets = curriculum(game, success, capable, max(1, n // SLOTS_PER_TARGET), stall)
-    picked = spread(tuple(practice[t] for t in targets), n)
+    success, lost, stall = latest_success(history), lost_skills(game, history), stalled(game, history)
+    chosen = targets(game, history, max(1, n // SLOTS_PER_TARGET))
+    levels = {t: earn_level(game, history, t) for t in chosen}
+    picked = spread(tuple(ladder_of(game, t)[levels[t]] for t in chosen), n)
     note = "heuristic: practising " + ", ".join(
-        f"{t} ({success[t]:.0f}% in the game, {capable[t]:.0f}% at best)" for t in targets
+        f"{t} ({success[t]:.0f}% in the game, earn level {levels[t]})" for t in chosen
     )
+    if lost:
+        note += "; lost (fell below half its best in the game): " + ", ".join(lost)
     if stall:
         note += "; set aside (no gain in two practices): " + ", ".join(sorted(stall))
     return picked, note

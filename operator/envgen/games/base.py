@@ -50,6 +50,8 @@ class Game:
     curriculum: Literal["skills", "ladder"]
     prerequisites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # direct prerequisites per skill
     skill_noun: str = "skill"  # what a skill is called in reports
+    # ``skills`` games: a skill's practice envs from everything handed out to nothing handed out (earn-it practice)
+    earn_ladder: Callable[[str], tuple[CatalogueEnv, ...]] | None = None
 
     def score(self, success_percent: Mapping[str, float]) -> float:
         """The game's score (percent) from success rates (percent per skill)."""

@@ -79,6 +79,8 @@ def gives_away(cfg: ConfigModel) -> bool:
 
 
 _TABLE = {"place_table": True}
+# ore practice happens in the mountain biome: in the natural world the agent often starts far from any stone
+_MOUNTAIN = {"target_biome": "mountain"}
 _PICK = {"wood_pickaxe": 1}
 _IRON_TOOLS = {"place_table": True, "place_furnace": True}
 # a furnace costs 4 stone (Crafter's data.yaml); a stone tool costs 1 wood and 1 stone, and the extra stone lets
@@ -93,10 +95,10 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "collect_sapling": ("open grass with few trees to search for saplings", {"tree_rarity": "rare"}, {}),
     "collect_drink": ("a beach world with water everywhere", {"target_biome": "beaches"}, {}),
     "eat_cow": ("cows next to the start", {"spawn_cows": 6}, {}),
-    "defeat_zombie": ("zombies next to the start and a wood sword", {"spawn_zombies": 4}, {"wood_sword": 1}),
+    "defeat_zombie": ("a zombie next to the start and a wood sword", {"spawn_zombies": 1}, {"wood_sword": 1}),
     "defeat_skeleton": (
-        "skeletons next to the start, a stone sword and a pickaxe to dig",
-        {"spawn_skeletons": 4},
+        "a skeleton next to the start, a stone sword and a pickaxe to dig",
+        {"spawn_skeletons": 1},
         {"stone_sword": 1, **_PICK},
     ),
     "wake_up": ("a peaceful world without monsters to sleep in", {"peaceful_mode": True}, {}),
@@ -104,13 +106,17 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "place_plant": ("saplings in hand", {}, {"sapling": 3}),
     "make_wood_pickaxe": ("a table next to the start and wood in hand", _TABLE, {"wood": 3}),
     "make_wood_sword": (
-        "a table next to the start, wood in hand and zombies to use the sword on",
-        {**_TABLE, "spawn_zombies": 2},
+        "a table next to the start, wood in hand and a zombie to use the sword on",
+        {**_TABLE, "spawn_zombies": 1},
         {"wood": 3},
     ),
     "eat_plant": ("a ripening plant next to the start, no monsters", {"place_plant": True, "peaceful_mode": True}, {}),
-    "collect_stone": ("a wood pickaxe in hand", {}, _PICK),
-    "collect_coal": ("a wood pickaxe in hand and plenty of coal", {"coal_rarity": "very common"}, _PICK),
+    "collect_stone": ("a wood pickaxe in hand in the mountains", _MOUNTAIN, _PICK),
+    "collect_coal": (
+        "a wood pickaxe in hand in the mountains, with plenty of coal",
+        {**_MOUNTAIN, "coal_rarity": "very common"},
+        _PICK,
+    ),
     "place_stone": ("stone and a wood pickaxe in hand", {}, {"stone": 3, **_PICK}),
     "place_furnace": ("a table next to the start, stone in hand", _TABLE, {"stone": _FURNACE_STONE + 1, **_PICK}),
     "make_stone_pickaxe": (
@@ -119,13 +125,13 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _STONE_ITEMS,
     ),
     "make_stone_sword": (
-        "a table next to the start, wood and stone in hand, and zombies to use the sword on",
-        {**_TABLE, "spawn_zombies": 2},
+        "a table next to the start, wood and stone in hand, and a zombie to use the sword on",
+        {**_TABLE, "spawn_zombies": 1},
         _STONE_ITEMS,
     ),
     "collect_iron": (
-        "a stone pickaxe in hand and plenty of iron",
-        {"iron_rarity": "very common"},
+        "a stone pickaxe in hand in the mountains, with plenty of iron",
+        {**_MOUNTAIN, "iron_rarity": "very common"},
         {"stone_pickaxe": 1, **_PICK},
     ),
     "make_iron_pickaxe": (
@@ -134,13 +140,13 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _IRON_ITEMS,
     ),
     "make_iron_sword": (
-        "a table and a furnace next to the start, wood, coal and iron in hand, and zombies to use the sword on",
-        {**_IRON_TOOLS, "spawn_zombies": 2},
+        "a table and a furnace next to the start, wood, coal and iron in hand, and a zombie to use the sword on",
+        {**_IRON_TOOLS, "spawn_zombies": 1},
         _IRON_ITEMS,
     ),
     "collect_diamond": (
-        "an iron pickaxe in hand and plenty of diamonds",
-        {"diamond_rarity": "very common"},
+        "an iron pickaxe in hand in the mountains, with plenty of diamonds",
+        {**_MOUNTAIN, "diamond_rarity": "very common"},
         {"iron_pickaxe": 1, "stone_pickaxe": 1, **_PICK},
     ),
 }
@@ -163,6 +169,85 @@ PRACTICE: dict[str, CatalogueEnv] = {
     s: _crafter_env(s) for s in sorted(ACHIEVEMENTS, key=lambda a: (depth(a), ACHIEVEMENTS.index(a)))
 }
 
+# ---- earn-it practice (a reverse curriculum) ------------------------------------------------------------------
+# A hand-out (an inventory item or a pre-placed object) and the achievement that earns it in the real game.
+EARNED_BY: dict[str, str] = {
+    "place_table": "place_table",
+    "place_furnace": "place_furnace",
+    "place_plant": "place_plant",
+    **{m: f"collect_{m}" for m in ("sapling", "wood", "stone", "coal", "iron", "diamond")},
+    **{t: f"make_{t}" for t in ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword")},
+    "iron_sword": "make_iron_sword",
+}
+# What earning a hand-out uses up (Crafter's data.yaml, `place` and `make`; a test keeps the two in step).
+EARN_COST: dict[str, dict[str, int]] = {
+    "place_table": {"wood": 2},
+    "place_furnace": {"stone": 4},
+    "place_plant": {"sapling": 1},
+    "wood_pickaxe": {"wood": 1},
+    "stone_pickaxe": {"wood": 1, "stone": 1},
+    "iron_pickaxe": {"wood": 1, "coal": 1, "iron": 1},
+    "wood_sword": {"wood": 1},
+    "stone_sword": {"wood": 1, "stone": 1},
+    "iron_sword": {"wood": 1, "coal": 1, "iron": 1},
+}
+# The denser layout that replaces a withdrawn material: where the agent must find it, there is plenty of it.
+_DENSER: dict[str, dict[str, Any]] = {
+    "wood": {"tree_rarity": "very common"},
+    "stone": _MOUNTAIN,
+    "coal": {**_MOUNTAIN, "coal_rarity": "very common"},
+    "iron": {**_MOUNTAIN, "iron_rarity": "very common"},
+    "diamond": {**_MOUNTAIN, "diamond_rarity": "very common"},
+}
+
+
+def handouts(skill: str) -> list[str]:
+    """What a skill's practice env hands out, in the order earn-it practice withdraws it: the hand-out earned
+    closest to the skill first (the deepest achievement), so each level adds one earlier step of the real chain."""
+    _, settings, inventory = _CRAFTER[skill]
+    given = [k for k in ("place_table", "place_furnace", "place_plant") if settings.get(k)] + list(inventory)
+    return sorted(given, key=lambda h: (-depth(EARNED_BY[h]), ACHIEVEMENTS.index(EARNED_BY[h])))
+
+
+def _earn_env(skill: str, level: int) -> CatalogueEnv:
+    """The practice env of a skill with its first ``level`` hand-outs withdrawn: the agent earns them in the world,
+    with what earning them uses up added to the materials still handed out, in a denser layout of what it must find.
+    """
+    _, settings, inventory = _CRAFTER[skill]
+    settings, inventory = dict(settings), dict(inventory)
+    withdrawn = handouts(skill)[:level]
+    for item in withdrawn:
+        settings.pop(item, None)
+        inventory.pop(item, None)
+    for item in withdrawn:
+        for material, amount in EARN_COST.get(item, {}).items():
+            if material in inventory:
+                inventory[material] = min(9, inventory[material] + amount)
+        for key, value in _DENSER.get(item, {}).items():
+            settings.setdefault(key, value)
+    if "wood" in withdrawn and settings.get("target_biome") == "mountain":
+        settings.pop("target_biome")  # trees grow in grassland: a chain that starts with wood needs the natural world
+    kept = handouts(skill)[level:]
+    env = DesignedEnv(
+        name=f"practice-{skill.replace('_', '-')}-earn{level}",
+        purpose=(
+            f"Practise {skill} the way the real game asks: earn {', '.join(withdrawn)} in the world first"
+            + (f"; given {', '.join(kept)}." if kept else "; nothing is handed out.")
+        ),
+        config=CrafterEnvConfig(
+            environment_settings=CrafterEnvironmentSettings(**settings),
+            inventory_settings=CrafterInventorySettings(**inventory),
+        ),
+    )
+    return CatalogueEnv(env=env, skills=(skill,))
+
+
+def earn_ladder(skill: str) -> tuple[CatalogueEnv, ...]:
+    """A skill's practice envs from everything handed out (level 0, the catalogue's env) to nothing handed out
+    (the real game with only a denser layout), one hand-out fewer per level."""
+    return (PRACTICE[skill], *(_earn_env(skill, k) for k in range(1, len(handouts(skill)) + 1)))
+
+
 CRAFTER = Game(
     name="crafter",
     title="Crafter",
@@ -183,4 +268,5 @@ CRAFTER = Game(
     curriculum="skills",
     prerequisites=PREREQUISITES,
     skill_noun="achievement",
+    earn_ladder=earn_ladder,
 )

@@ -1,0 +1,95 @@
+"""Earn-it practice (the reverse curriculum) and lost skills: the heuristic and the critic act on both."""
+
+from __future__ import annotations
+
+import itertools
+
+import crafter
+import pytest
+
+from envgen.achievements import ACHIEVEMENTS
+from envgen.contracts import CycleDesign, CycleFeedback, CycleHistory, DesignRequest, EnvResult, SkillStat
+from envgen.designers import HeuristicDesigner
+from envgen.designers.critic import critique
+from envgen.designers.heuristic import earn_level, targets
+from envgen.designers.progress import lost_skills
+from envgen.envconfig import CrafterEnvConfig, DesignedEnv
+from envgen.games import CRAFTER
+from envgen.games.crafter import EARN_COST, PRACTICE, earn_ladder, handouts
+
+
+def cycle(n: int, envs: list[DesignedEnv], per_env: dict[str, float] | None = None, **rates: float) -> CycleHistory:
+    """One finished cycle: the real-game success ``rates`` and, per env name, its target's in-env success."""
+    skill_of = {e.env.name: e.skills[0] for s in ACHIEVEMENTS for e in earn_ladder(s)}
+    results = [
+        EnvResult(name=name, episodes=50, success={skill_of[name]: rate}) for name, rate in (per_env or {}).items()
+    ]
+    feedback = CycleFeedback(
+        cycle=n, success={a: SkillStat(mean=rates.get(a, 0.0)) for a in ACHIEVEMENTS}, per_env=results
+    )
+    return CycleHistory(design=CycleDesign(cycle=n, designer="heuristic", envs=envs), feedback=feedback)
+
+
+def test_earn_costs_are_crafters_recipes() -> None:
+    recipes = {f"place_{k}": v["uses"] for k, v in crafter.constants.place.items() if k != "stone"}
+    recipes |= {k: v["uses"] for k, v in crafter.constants.make.items()}
+    assert recipes == EARN_COST
+
+
+@pytest.mark.parametrize("skill", ACHIEVEMENTS)
+def test_each_level_hands_out_one_prerequisite_fewer_down_to_nothing(skill: str) -> None:
+    ladder = earn_ladder(skill)
+    assert ladder[0] == PRACTICE[skill] and len(ladder) == len(handouts(skill)) + 1
+    given = []
+    for entry in ladder:
+        cfg = entry.env.config
+        assert isinstance(cfg, CrafterEnvConfig) and entry.skills == (skill,) and skill in entry.env.purpose
+        env = cfg.environment_settings
+        placed = {k for k in ("place_table", "place_furnace", "place_plant") if getattr(env, k)}
+        given.append(placed | set(cfg.inventory_settings.items()))
+    for before, after in itertools.pairwise(given):
+        assert after < before and len(before - after) == 1
+    assert given[-1] == set()
+    assert len({e.env.name for e in ladder}) == len(ladder)
+
+
+def test_a_withdrawn_table_costs_wood_and_a_withdrawn_tree_chain_needs_the_natural_world() -> None:
+    by_level = [e.env.config for e in earn_ladder("make_stone_pickaxe")]
+    assert isinstance(by_level[3], CrafterEnvConfig) and isinstance(by_level[0], CrafterEnvConfig)
+    # level 3 withdraws stone, the wood pickaxe and the table: the agent makes all three from its wood
+    wood_needed = 1 + EARN_COST["wood_pickaxe"]["wood"] + EARN_COST["place_table"]["wood"]
+    assert by_level[3].inventory_settings.wood >= wood_needed
+    stone = [e.env.config for e in earn_ladder("collect_stone")]
+    assert all(isinstance(c, CrafterEnvConfig) for c in stone)
+    assert stone[0].environment_settings.target_biome == "mountain"  # type: ignore[union-attr]
+
+
+def test_the_earn_level_climbs_with_in_env_success_and_retreats_when_it_collapses() -> None:
+    table = earn_ladder("place_table")
+    pickaxe = earn_ladder("make_stone_pickaxe")
+    assert earn_level(CRAFTER, [], "place_table") == 0
+    mastered = [cycle(1, [table[0].env], {table[0].env.name: 90.0})]
+    assert earn_level(CRAFTER, mastered, "place_table") == 1
+    assert earn_level(CRAFTER, [cycle(1, [table[1].env], {table[1].env.name: 60.0})], "place_table") == 1  # top
+    middling = [cycle(1, [pickaxe[2].env], {pickaxe[2].env.name: 20.0})]
+    assert earn_level(CRAFTER, middling, "make_stone_pickaxe") == 2
+    collapsed = [cycle(1, [pickaxe[2].env], {pickaxe[2].env.name: 1.0})]
+    assert earn_level(CRAFTER, collapsed, "make_stone_pickaxe") == 1
+
+
+def test_a_lost_skill_gets_practice_and_the_critic_reports_it_when_it_does_not() -> None:
+    held = dict(collect_wood=90.0, place_table=60.0, wake_up=87.0, collect_drink=80.0)
+    history = [cycle(1, [], None, **held), cycle(2, [], None, **(held | {"wake_up": 5.0}))]
+    assert lost_skills(CRAFTER, history) == ["wake_up"]
+    assert lost_skills(CRAFTER, history[:1]) == []
+    assert targets(CRAFTER, history, 2)[0] == "wake_up"
+    design = HeuristicDesigner().design(DesignRequest(game="crafter", cycle=3, num_envs=4, history=history))
+    assert design.envs[0].name == PRACTICE["wake_up"].env.name
+    assert "lost" in design.notes[0] and "wake_up" in design.notes[0]
+
+    request = DesignRequest(game="crafter", cycle=3, num_envs=2, history=history)
+    without = [PRACTICE["make_wood_pickaxe"].env, PRACTICE["collect_stone"].env]
+    found = [f for f in critique(without, request) if f.code == "lost-skill"]
+    assert len(found) == 1 and "wake_up fell from 87% to 5%" in found[0].message
+    with_sleep = [PRACTICE["make_wood_pickaxe"].env, PRACTICE["wake_up"].env]
+    assert not [f for f in critique(with_sleep, request) if f.code == "lost-skill"]
