@@ -7,27 +7,45 @@ import logging
 import sys
 from pathlib import Path
 
-from .spec import SpecError, load_run
+from .experiment.model import EnvGenExperiment, is_experiment, load_document, parse_experiment
+from .spec import EnvGenRun, SpecError, load_run, parse_run
 
 EXIT_INVALID = 2
 
 
+def _load(path: str) -> EnvGenRun | EnvGenExperiment:
+    """A run.yaml or an experiment.yaml, by its kind."""
+    doc = load_document(path)
+    return parse_experiment(doc, path) if is_experiment(doc) else parse_run(doc, path)
+
+
 def _run(args: argparse.Namespace) -> int:
-    run = load_run(args.file)
+    doc = _load(args.file)
+    from .experiment.local import run_experiment
     from .llm.embedded import EmbeddedLLMError
     from .local.runner import run_local
 
-    root = Path(args.run_dir) if args.run_dir else Path("runs") / run.name
+    root = Path(args.run_dir) if args.run_dir else Path("runs") / doc.name
     try:
-        return run_local(run, root, quiet=args.quiet, retry=args.retry)
+        if isinstance(doc, EnvGenExperiment):
+            return run_experiment(doc, root, quiet=args.quiet, retry=args.retry)
+        return run_local(doc, root, quiet=args.quiet, retry=args.retry)
     except EmbeddedLLMError as exc:
         print(f"error: the embedded LLM could not start: {exc}", file=sys.stderr)
         return 1
 
 
 def _validate(args: argparse.Namespace) -> int:
-    run = load_run(args.file)
-    print(f"{args.file}: valid EnvGenRun {run.name!r} ({run.spec.game}, designer {run.spec.designer.type})")
+    doc = _load(args.file)
+    if isinstance(doc, EnvGenExperiment):
+        spec = doc.spec
+        arms = ", ".join(a.name for a in spec.arms)
+        print(
+            f"{args.file}: valid EnvGenExperiment {doc.name!r} ({len(spec.arms)} arms: {arms}; {spec.seeds} seeds; "
+            f"baseline {spec.baseline})"
+        )
+    else:
+        print(f"{args.file}: valid EnvGenRun {doc.name!r} ({doc.spec.game}, designer {doc.spec.designer.type})")
     return 0
 
 
@@ -43,6 +61,15 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from .experiment import local as experiment
+
+    if experiment.is_experiment_dir(Path(args.run_dir)):
+        d = experiment.ExperimentDir(Path(args.run_dir))
+        exp = parse_experiment(load_document(d.spec), str(d.spec))
+        status = experiment.write_report(exp, d)
+        print(experiment.summary_table(status, exp.spec.baseline))
+        print(f"report: {d.report / 'report.md'}")
+        return 0
     from .local.backend import LocalBackend
     from .local.report import summary_table, write_report
     from .local.rundir import RunDir, read_json
@@ -75,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run (or resume) an EnvGenRun locally: training as local processes")
-    p.add_argument("file", help="run.yaml")
-    p.add_argument("--run-dir", help="run directory (default: runs/<metadata.name>)")
+    p = sub.add_parser(
+        "run", help="run (or resume) an EnvGenRun or an EnvGenExperiment locally: training as local processes"
+    )
+    p.add_argument("file", help="run.yaml or experiment.yaml")
+    p.add_argument("--run-dir", help="run or experiment directory (default: runs/<metadata.name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--retry",
@@ -87,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("validate", help="check a run.yaml and exit")
+    p = sub.add_parser("validate", help="check a run.yaml or an experiment.yaml and exit")
     p.add_argument("file")
     p.set_defaults(func=_validate)
 
@@ -95,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("field", help="a dotted field path, e.g. spec.agent.learningRate")
     p.set_defaults(func=_explain)
 
-    p = sub.add_parser("report", help="rewrite the report of a run directory")
+    p = sub.add_parser("report", help="rewrite the report of a run or experiment directory")
     p.add_argument("run_dir")
     p.set_defaults(func=_report)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .k8s.crd import run_crd
+from .k8s.crd import experiment_crd, run_crd
 
 Schema = dict[str, Any]
 ROOTS = ("apiVersion", "kind", "metadata", "spec", "status")
@@ -21,8 +21,11 @@ class UnknownFieldError(KeyError):
         return str(self.args[0])
 
 
-def _root() -> Schema:
-    schema: Schema = run_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+EXPERIMENT_PREFIXES = ("envgenexperiments", "envgenexperiment", "egx")
+
+
+def _root(experiment: bool = False) -> Schema:
+    schema: Schema = (experiment_crd() if experiment else run_crd())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
 
@@ -60,13 +63,15 @@ def _allowed(node: Schema) -> list[str]:
 
 
 def lookup(path: str) -> tuple[str, Schema]:
-    """The full dotted path and schema node of a field (``spec.`` may be left out; ``envgenruns.`` too)."""
+    """The full dotted path and schema node of a field (``spec.`` may be left out; ``envgenruns.`` too; an
+    EnvGenExperiment field starts with ``envgenexperiments.`` or ``egx.``)."""
     parts = [p for p in path.strip().split(".") if p]
-    if parts and parts[0] in ("envgenruns", "envgenrun", "egr"):
+    experiment = bool(parts) and parts[0] in EXPERIMENT_PREFIXES
+    if parts and parts[0] in ("envgenruns", "envgenrun", "egr", *EXPERIMENT_PREFIXES):
         parts = parts[1:]
     if parts and parts[0] not in ROOTS:
         parts = ["spec", *parts]
-    node = _root()
+    node = _root(experiment)
     for i, part in enumerate(parts):
         props: Schema = node.get("properties", {})
         if node.get("type") == "array":

@@ -26,8 +26,9 @@ from kmock._internal.apps import Server
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from envgen.experiment.model import PLURAL as EXPERIMENTS_PLURAL
 from envgen.k8s import API_GROUP, API_VERSION, CYCLES_PLURAL, RUNS_PLURAL
-from envgen.k8s.crd import cycle_crd, run_crd
+from envgen.k8s.crd import all_crds
 
 from . import control_plane
 from .harness import Cluster, JobPlayer, OperatorProcess, call, job_mode
@@ -53,12 +54,12 @@ class RealServer:
 
 
 def install_crds(api: client.ApiClient) -> list[str]:
-    """Server-side apply both CRDs (as ``helm install`` and the README's ``kubectl apply --server-side`` do) and
+    """Server-side apply every CRD (as ``helm install`` and the README's ``kubectl apply --server-side`` do) and
     wait until they are served; the names that did not exist before."""
     ext = client.ApiextensionsV1Api(api)
     existing = {c.metadata.name for c in ext.list_custom_resource_definition().items}
     created = []
-    for crd in (run_crd(), cycle_crd()):
+    for crd in all_crds():
         name = crd["metadata"]["name"]
         ext.patch_custom_resource_definition(
             name, crd, field_manager="envgen-tests", force=True, _content_type="application/apply-patch+yaml"
@@ -66,7 +67,7 @@ def install_crds(api: client.ApiClient) -> list[str]:
         if name not in existing:
             created.append(name)
     deadline = time.monotonic() + 60
-    for crd in (run_crd(), cycle_crd()):
+    for crd in all_crds():
         while True:
             conds = ext.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []
             if any(c.type == "Established" and c.status == "True" for c in conds):
@@ -74,7 +75,11 @@ def install_crds(api: client.ApiClient) -> list[str]:
             assert time.monotonic() < deadline, f"{crd['metadata']['name']} not Established"
             time.sleep(0.2)
     custom = client.CustomObjectsApi(api)
-    for plural in (RUNS_PLURAL, CYCLES_PLURAL):  # served once the new storage answers (429 while initializing)
+    for plural in (
+        RUNS_PLURAL,
+        CYCLES_PLURAL,
+        EXPERIMENTS_PLURAL,
+    ):  # served once the new storage answers (429 while initializing)
         while True:
             try:
                 custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural, limit=1)
@@ -187,7 +192,7 @@ async def _namespace(
     )
     if not real:
         ext = client.ApiextensionsV1Api(api)
-        for crd in (run_crd(), cycle_crd()):
+        for crd in all_crds():
             await call(ext.create_custom_resource_definition, crd)
     await call(c.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     if server is not None:

@@ -59,9 +59,9 @@ def _header(path: Path) -> Case:
     return Case(path, None if field == "(file)" else field, refused_by)  # type: ignore[arg-type]
 
 
-def committed() -> list[Case]:
-    """The cases in ``invalid/``."""
-    return [_header(p) for p in sorted(INVALID.glob("*.yaml"))]
+def committed(folder: Path = INVALID) -> list[Case]:
+    """The cases in ``invalid/`` (or another corpus folder of the same format)."""
+    return [_header(p) for p in sorted(folder.glob("*.yaml"))]
 
 
 def generated(folder: Path) -> list[Case]:

@@ -1,4 +1,5 @@
-"""Generate the EnvGenRun and EnvGenCycle CRDs from the typed models, so schema and models cannot drift.
+"""Generate the EnvGenRun, EnvGenCycle and EnvGenExperiment CRDs from the typed models, so schema and models
+cannot drift.
 
 ``python -m envgen.k8s.crd crds/`` rewrites the committed YAML; a test regenerates it and fails on any change.
 The walk turns pydantic's JSON schema into a structural OpenAPI v3 schema: ``$ref`` resolved, ``Optional``
@@ -8,6 +9,7 @@ from the models, and the models' validators (plus immutability) as CEL ``x-kuber
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 import typing
@@ -17,6 +19,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from ..experiment.model import KIND as EXPERIMENT_KIND
+from ..experiment.model import MAX_EXPERIMENT_NAME, EnvGenExperimentSpec
+from ..experiment.model import PLURAL as EXPERIMENTS_PLURAL
+from ..experiment.model import SHORT_NAMES as EXPERIMENT_SHORT_NAMES
+from ..experiment.status import ExperimentStatus
 from ..models import DecimalString
 from ..spec import BASE_URL_RE, MAX_NAME_LENGTH, NAME_RE, EnvGenRunSpec, immutable_fields
 from . import API_GROUP, API_VERSION, CATEGORY, CYCLES_PLURAL, RUNS_PLURAL
@@ -68,9 +75,10 @@ def _decimal_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
         path = f"{prefix}{alias}"
         if any(m in marker for m in field.metadata):
             paths.add(path)
+        items = "[]" if typing.get_origin(field.annotation) is list else ""  # the walker's path of list items
         for arg in (field.annotation, *typing.get_args(field.annotation)):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
-                paths |= _decimal_paths(arg, f"{path}.")
+                paths |= _decimal_paths(arg, f"{path}{items}.")
     return paths
 
 
@@ -132,6 +140,8 @@ class _Walker:
         if kind == "array":
             items = self._node(node["items"], f"{path}[]", None)
             out = {"type": "array", "items": items, "maxItems": node.get("maxItems", DEFAULT_MAX_ITEMS)}
+            if "minItems" in node:
+                out["minItems"] = node["minItems"]
             if path in self.list_maps:
                 out |= {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": self.list_maps[path]}
             return self._with_default(out, default)
@@ -247,6 +257,102 @@ def cycle_crd() -> Schema:
     return _crd(CYCLE_KIND, CYCLES_PLURAL, ["egc"], schema, columns)
 
 
+def _template_steps(field: str, default: int) -> str:
+    """CEL: a template training field, or its default when the template leaves it out (the template keeps no
+    defaults, so that the experiment sees what was written)."""
+    t = "self.template"
+    present = f"has({t}) && has({t}.training) && has({t}.training.{field})"
+    return f"({present} ? {t}.training.{field} : {default})"
+
+
+def experiment_spec_schema() -> Schema:
+    """The EnvGenExperiment ``spec`` schema: the model's validators as CEL rules, and a template that keeps what
+    was written (its defaults arrive in each arm's EnvGenRun)."""
+    t = EnvGenRunSpec().training
+    cycle = (
+        f"{_template_steps('designedEnvSteps', t.designed_env_steps)} + {_template_steps('gameSteps', t.game_steps)}"
+    )
+    owned = " || ".join(f"has(self.{f})" for f in ("seeds", "firstSeed"))
+    rules: dict[str, list[Schema]] = {
+        "": [
+            guarded(
+                ("arms", "baseline"),
+                "self.arms.exists(a, a.name == self.baseline)",
+                "baseline must be the name of one of the arms",
+            ),
+            guarded(
+                ("arms",),
+                f"self.arms.all(a, !has(a.training) || a.training.designedEnvSteps + a.training.gameSteps == {cycle})",
+                "arms[].training must split the template's steps per cycle (designedEnvSteps + gameSteps equal to "
+                "the template's): arms never change the steps they train",
+            ),
+        ],
+        "template": [
+            {
+                "rule": f"!({owned})",
+                "message": "seeds and firstSeed are set by the experiment (spec.seeds, spec.firstSeed)",
+            }
+        ],
+        "arms[]": [
+            {
+                "rule": "!has(self.designedShare) || !has(self.training)",
+                "message": "set designedShare or training, not both",
+            }
+        ],
+        "arms[].designedShare": [
+            guarded((), "double(string(self)) >= 0.0 && double(string(self)) <= 1.0", 'must be between "0" and "1"')
+        ],
+    }
+    for path, r in SPEC_RULES.items():
+        rules.setdefault(f"template.{path}", []).extend(copy.deepcopy(r))
+        if path.startswith("llm."):
+            rules.setdefault(f"arms[].{path}", []).extend(copy.deepcopy(r))  # one copy per place: no YAML anchors
+    for f in ("template", "arms", "seeds", "firstSeed"):
+        rules.setdefault(f, []).append(
+            {"rule": "self == oldSelf", "message": f"{f} cannot change once an experiment exists"}
+        )
+    fields = EnvGenExperimentSpec.model_fields
+    defaults = {fields[f].alias or f: fields[f].default for f in ("baseline", "seeds", "first_seed")}
+    return _Walker(EnvGenExperimentSpec, defaults=defaults, rules=rules, list_maps={"arms": ["name"]}).walk()
+
+
+def experiment_crd() -> Schema:
+    """The EnvGenExperiment CustomResourceDefinition: arms x seeds of EnvGenRuns compared with a baseline arm."""
+    succeeded = '.status.conditions[?(@.type=="Succeeded")]'
+    columns: list[Schema] = [
+        {"name": "Arms", "type": "integer", "jsonPath": ".status.armCount"},
+        {"name": "Finished", "type": "integer", "jsonPath": ".status.armsFinished"},
+        {"name": "Best", "type": "string", "jsonPath": ".status.bestArm"},
+        {"name": "Difference", "type": "string", "jsonPath": ".status.bestDifference"},
+        {"name": "P", "type": "string", "jsonPath": ".status.bestP"},
+        {"name": "Succeeded", "type": "string", "jsonPath": f"{succeeded}.status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Baseline", "type": "string", "jsonPath": ".spec.baseline", "priority": 1},
+        {"name": "Seeds", "type": "integer", "jsonPath": ".spec.seeds", "priority": 1},
+    ]
+    name_rule = guarded(
+        ("metadata.name",),
+        f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_EXPERIMENT_NAME}",
+        f"metadata.name must be a DNS-1035 label of at most {MAX_EXPERIMENT_NAME} characters "
+        "(its runs are named <experiment>-<arm>)",
+    )
+    schema = {
+        "type": "object",
+        "description": "An EnvGen experiment: arms x seeds of EnvGenRuns with equal steps, each arm compared with "
+        "the baseline arm (Welch's t-test, bootstrap CI, minimum detectable effect, paired by seed).",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": experiment_spec_schema(),
+            "status": _Walker(ExperimentStatus, list_maps={"conditions": ["type"], "arms": ["name"]}).walk(),
+        },
+        "required": ["spec"],
+        "x-kubernetes-validations": [name_rule],
+    }
+    return _crd(EXPERIMENT_KIND, EXPERIMENTS_PLURAL, EXPERIMENT_SHORT_NAMES, schema, columns)
+
+
 def _crd(kind: str, plural: str, short: list[str], schema: Schema, columns: list[Schema]) -> Schema:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -309,10 +415,15 @@ def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120)
 
 
+def all_crds() -> list[Schema]:
+    """Every CRD of the API group."""
+    return [run_crd(), cycle_crd(), experiment_crd()]
+
+
 def crd_files() -> dict[str, str]:
     """File name -> YAML text of every CRD, as committed in ``crds/``."""
     header = "# Generated by `python -m envgen.k8s.crd crds/` from the typed models. Do not edit.\n"
-    return {f"{crd['metadata']['name']}.yaml": header + dump_yaml(crd) for crd in (run_crd(), cycle_crd())}
+    return {f"{crd['metadata']['name']}.yaml": header + dump_yaml(crd) for crd in all_crds()}
 
 
 def main(argv: list[str] | None = None) -> None:
