@@ -138,11 +138,11 @@ ARMS: dict[str, dict[str, Any]] = {
     "heuristic-5to1": {"type": "heuristic"},
     "learning-progress": {"type": "learning-progress"},
     "llm-constrained": {"type": "llm", "mode": "constrained"},
-    "fixed": {"type": "fixed"},
+    "fixed": {"type": "fixed", "mode": "free"},
     "easy-to-hard": {"type": "easy-to-hard"},
     "adversarial": {"type": "adversarial"},
-    "llm": {"type": "llm"},
-    "llm-endpoint": {"type": "llm"},
+    "llm": {"type": "llm", "mode": "free"},
+    "llm-endpoint": {"type": "llm", "mode": "free"},
     **{arm: {"type": "none"} for arm in REFERENCE_ARMS},
 }
 SB3_SCORES = [4.3, 4.9]  # stable-baselines3 PPO("CnnPolicy"), stock Crafter, 250k steps, two seeds (the run)

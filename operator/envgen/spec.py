@@ -18,7 +18,7 @@ from .games import GameName
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
 DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "learning-progress", "none"]
-DesignMode = Literal["free", "constrained"]
+DesignMode = Literal["auto", "free", "constrained"]
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 40  # child names <run>-c<k>-s<seed>-r<n> must fit in 63 characters
@@ -163,10 +163,11 @@ class DesignerSpec(SpecModel):
         default=True, description="Check each LLM design for degenerate environments and ask the LLM for one repair."
     )
     mode: DesignMode = Field(
-        default="free",
+        default="auto",
         description="How the llm and fixed designers ask: free (the paper: the LLM writes every setting of each "
-        "environment; for capable endpoints) or constrained (the LLM only picks one skill to practise per "
-        "environment from the catalogue's enums, no two alike; for small local models).",
+        "environment; for capable endpoints), constrained (the LLM only picks one skill to practise per "
+        "environment from the catalogue's enums, no two alike; for small local models), or auto (constrained "
+        "for the embedded model, free for an endpoint).",
     )
 
 

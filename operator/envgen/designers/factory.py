@@ -170,6 +170,7 @@ def open_session(
         return DesignerSession(plan, _baseline(plan), None, None)
     server: Any = None
     url = llm.endpoint
+    constrained = plan.designer.mode == "constrained" or (plan.designer.mode == "auto" and isinstance(url, Embedded))
     if isinstance(url, Embedded):
         from ..llm.shared import SharedEmbeddedLLM
 
@@ -184,7 +185,7 @@ def open_session(
         raise
     designer: Designer = (
         ConstrainedLLMDesigner(client)
-        if plan.designer.mode == "constrained"
+        if constrained
         else LLMDesigner(client, critic=plan.designer.critic)
     )
     return DesignerSession(plan, designer if plan.designer.type == "llm" else FixedDesigner(designer), client, server)
