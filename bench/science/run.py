@@ -135,6 +135,7 @@ DESIGNED_SHARE: dict[str, float] = {"heuristic-5to1": 5 / 6}
 ARMS: dict[str, dict[str, Any]] = {
     "none": {"type": "none"},
     "heuristic": {"type": "heuristic"},
+    "heuristic-v4": {"type": "heuristic"},
     "heuristic-5to1": {"type": "heuristic"},
     "learning-progress": {"type": "learning-progress"},
     "llm-constrained": {"type": "llm", "mode": "constrained"},
