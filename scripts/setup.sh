@@ -77,3 +77,18 @@ fi
 
 # ---- helm and kubectl for the chart and kubectl tests ---------------------------------------------------
 bash "$ROOT/scripts/install_k8s_tools.sh" >&2
+
+# ---- prometheus and promtool (Debian's package) for the alert-rule and dashboard tests -------------------
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        log "installing Debian's prometheus package (prometheus and promtool)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+            || log "warning: prometheus could not be installed; its tests will skip"
+        # The tests start their own; a packaged service listening on :9090 is not wanted.
+        if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+    else
+        log "prometheus/promtool missing (install Debian's prometheus package as root); their tests will skip"
+    fi
+fi

@@ -271,6 +271,24 @@ class Toleration(SpecModel):
     )
 
 
+PodId = Annotated[int, Field(ge=1, le=2147483647)]
+
+
+class PodSecuritySpec(SpecModel):
+    """Who the training Pods run as. Unset fields take the operator's defaults (the chart's
+    ``trainer.podSecurity``); unset there too, the image's user and the cluster's choice (OpenShift assigns both)."""
+
+    run_as_user: PodId | None = Field(
+        default=None, description="UID of the trainer container; unset uses the image's user (10001) or the cluster's."
+    )
+    run_as_group: PodId | None = Field(default=None, description="Primary GID of the trainer container.")
+    fs_group: PodId | None = Field(
+        default=None,
+        description="Group that owns the checkpoint volume's files, so the trainer can write a fresh volume; "
+        "leave unset where the cluster assigns one (OpenShift restricted-v2).",
+    )
+
+
 class ResourcesSpec(SpecModel):
     """Resources and placement of training Jobs (ignored by local mode)."""
 
@@ -300,6 +318,11 @@ class ResourcesSpec(SpecModel):
     ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = Field(
         default=3600, description="Seconds a finished Job is kept before Kubernetes deletes it."
     )
+    pod_security: PodSecuritySpec = Field(
+        default_factory=PodSecuritySpec,
+        description="UID, GID and fsGroup of the training Pods (they always run non-root, without privilege "
+        "escalation or capabilities, with seccomp RuntimeDefault and a read-only root filesystem).",
+    )
 
 
 class CheckpointSpec(SpecModel):
@@ -307,13 +330,20 @@ class CheckpointSpec(SpecModel):
 
     claim_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = Field(
         default=None,
-        description="An existing PersistentVolumeClaim for checkpoints; unset, the operator creates one for the run.",
+        description="An existing PersistentVolumeClaim for checkpoints, mounted by every seed (ReadWriteMany when "
+        "seeds run at once on several nodes); unset, the operator creates them (see accessMode).",
     )
     storage_class_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = Field(
         default=None, description="StorageClass of the claim the operator creates; unset uses the cluster default."
     )
     size: Annotated[str, Field(max_length=32)] = Field(
         default="5Gi", description="Size of the claim the operator creates, e.g. 5Gi."
+    )
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce",
+        description="Claims the operator creates: ReadWriteOnce makes one claim per seed (parallel seeds may "
+        "run on different nodes); ReadWriteMany makes one claim that every seed shares (needs a storage class "
+        "that offers it).",
     )
 
 

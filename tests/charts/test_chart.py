@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from envgen.k8s.jobs import POD_SECURITY_ENV, default_pod_security
+from envgen.spec import PodSecuritySpec
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "envgen-operator"
 DASHBOARD = CHART / "dashboards" / "envgen-operator.json"
@@ -56,7 +59,7 @@ NAMESPACED_RULES = {
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "create", "delete"},
     ("", "secrets"): {"get"},
-    ("", "events"): {"create", "patch"},
+    ("", "events"): {"list", "create", "patch"},
 }
 CLUSTER_ONLY_RULES = {
     ("", "namespaces"): {"list", "watch"},
@@ -232,8 +235,10 @@ def test_deployment(render: Callable[..., list[Obj]]) -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env == {
         "ENVGEN_TRAINER_IMAGE": "registry.example/envgen-trainer:1.2",
+        "ENVGEN_TRAINER_POD_SECURITY": '{"fsGroup":10001}',
         "ENVGEN_DEFAULT_LLM_BASE_URL": "http://llm.llm.svc:8000/v1",
     }
+    assert "runAsUser" not in pod["securityContext"]  # OpenShift's restricted-v2 assigns one from its range
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "liveness": 8081}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
@@ -244,6 +249,23 @@ def test_deployment(render: Callable[..., list[Obj]]) -> None:
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert {"requests", "limits"} <= container["resources"].keys()
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        ((), PodSecuritySpec(fs_group=10001)),
+        (("trainer.podSecurity=null",), PodSecuritySpec()),  # OpenShift: the cluster assigns UID and fsGroup
+        (("trainer.podSecurity.runAsUser=2000", "trainer.podSecurity.fsGroup=null"), PodSecuritySpec(run_as_user=2000)),
+    ],
+)
+def test_trainer_pod_security_reaches_the_operator(
+    render: Callable[..., list[Obj]], monkeypatch: pytest.MonkeyPatch, sets: tuple[str, ...], expected: PodSecuritySpec
+) -> None:
+    (container,) = one(render(*sets), "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    monkeypatch.setenv(POD_SECURITY_ENV, env[POD_SECURITY_ENV])
+    assert default_pod_security() == expected
 
 
 def test_metrics_service_selects_the_pod(render: Callable[..., list[Obj]]) -> None:
@@ -339,3 +361,135 @@ def test_dashboard_metrics_are_registered_by_the_operator() -> None:
     module = importlib.import_module("envgen.k8s.metrics")
     missing = dashboard_series(json.loads(DASHBOARD.read_text())) - _exposed_series(module)
     assert not missing, f"the dashboard queries series the operator does not export: {sorted(missing)}"
+
+
+# ---- Alert rules (PrometheusRule), checked and unit-tested by promtool ------------------------------------
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed: scripts/setup.sh installs Debian's prometheus package"
+)
+ALERTS = {
+    "EnvGenRunFailed",
+    "EnvGenLLMUnavailable",
+    "EnvGenTrainingJobsFailing",
+    "EnvGenPodsNotCreated",
+    "EnvGenOperatorDown",
+}
+
+
+def test_alert_rules_only_when_enabled(render: Callable[..., list[Obj]]) -> None:
+    assert not by_kind(render(), "PrometheusRule")
+    objs = render("alerts.enabled=true", "alerts.additionalLabels.release=kube-prometheus-stack")
+    rule = one(objs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} == ALERTS
+
+
+def _rule_file(render: Callable[..., list[Obj]], tmp_path: Path, *sets: str) -> tuple[Path, str]:
+    """The chart's alert rules as a Prometheus rule file, and the operator's scrape job they watch."""
+    objs = render("alerts.enabled=true", *sets)
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": one(objs, "PrometheusRule")["spec"]["groups"]}))
+    return path, one(objs, "Service")["metadata"]["name"]
+
+
+def _promtool(*args: str, cwd: Path) -> str:
+    assert PROMTOOL is not None
+    proc = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@needs_promtool
+def test_promtool_checks_the_alert_rules(render: Callable[..., list[Obj]], tmp_path: Path) -> None:
+    rules, _ = _rule_file(render, tmp_path)
+    assert "SUCCESS: 5 rules found" in _promtool("check", "rules", str(rules), cwd=tmp_path)
+
+
+@needs_promtool
+def test_promtool_unit_tests_fire_each_alert_when_it_should(render: Callable[..., list[Obj]], tmp_path: Path) -> None:
+    rules, job = _rule_file(render, tmp_path, "alerts.llmUnavailableFor=20m")
+    described = {
+        r["alert"]: r["annotations"]["description"] for r in yaml.safe_load(rules.read_text())["groups"][0]["rules"]
+    }
+    run = {"namespace": "team-a", "name": "r1"}
+
+    def _alert(name: str, labels: dict[str, str], summary: str) -> dict[str, Any]:
+        """An alert as promtool expects it firing (the description is the rule's own)."""
+        annotations = {"summary": summary, "description": described[name]}
+        return {"exp_labels": {"severity": "warning", **labels}, "exp_annotations": annotations}
+
+    def cond(ctype: str, status: str) -> str:
+        return f'envgen_run_condition{{namespace="team-a",name="r1",condition="{ctype}",status="{status}"}}'
+
+    failed = _alert("EnvGenRunFailed", {**run, "condition": "Failed", "status": "True"}, "EnvGenRun team-a/r1 failed")
+    llm = _alert(
+        "EnvGenLLMUnavailable",
+        {**run, "condition": "LLMAvailable", "status": "False"},
+        "The LLM of EnvGenRun team-a/r1 has been unavailable for 20m",
+    )
+    refused = _alert(
+        "EnvGenPodsNotCreated",
+        {**run, "condition": "PodsCreated", "status": "False"},
+        "EnvGenRun team-a/r1: the API refuses its PodsCreated",
+    )
+    failing = _alert(
+        "EnvGenTrainingJobsFailing",
+        {"namespace": "team-a"},
+        "Training Jobs keep failing in namespace team-a: at least 3 within 1h",
+    )
+    down = _alert("EnvGenOperatorDown", {}, f"The EnvGen operator ({job}) has not been scraped for 5m")
+    down["exp_labels"]["severity"] = "critical"
+    tests = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": cond("Failed", "True"), "values": "0 0 1 1"},
+                    {"series": cond("LLMAvailable", "False"), "values": "1x40"},
+                    {"series": cond("PodsCreated", "False"), "values": "1x5 0x20"},  # refused 5 minutes, then created
+                    {"series": f'up{{job="{job}"}}', "values": "1x40"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "1m", "alertname": "EnvGenRunFailed", "exp_alerts": []},
+                    {"eval_time": "3m", "alertname": "EnvGenRunFailed", "exp_alerts": [failed]},
+                    {"eval_time": "15m", "alertname": "EnvGenLLMUnavailable", "exp_alerts": []},
+                    {"eval_time": "25m", "alertname": "EnvGenLLMUnavailable", "exp_alerts": [llm]},
+                    {"eval_time": "20m", "alertname": "EnvGenPodsNotCreated", "exp_alerts": []},
+                    {"eval_time": "30m", "alertname": "EnvGenOperatorDown", "exp_alerts": []},
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": cond("PodsCreated", "False"), "values": "1x20"},
+                    {
+                        "series": 'envgen_training_jobs_failed_total{namespace="team-a",reason="BackoffLimitExceeded"}',
+                        "values": "0x10 1 2 3x10",
+                    },
+                    {"series": f'up{{job="{job}"}}', "values": "1 1 0x20"},  # the operator stops answering
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "EnvGenPodsNotCreated", "exp_alerts": []},
+                    {"eval_time": "12m", "alertname": "EnvGenPodsNotCreated", "exp_alerts": [refused]},
+                    {"eval_time": "11m", "alertname": "EnvGenTrainingJobsFailing", "exp_alerts": []},
+                    {"eval_time": "15m", "alertname": "EnvGenTrainingJobsFailing", "exp_alerts": [failing]},
+                    {"eval_time": "5m", "alertname": "EnvGenOperatorDown", "exp_alerts": []},
+                    {"eval_time": "9m", "alertname": "EnvGenOperatorDown", "exp_alerts": [down]},
+                ],
+            },
+            {  # no operator target at all (never deployed, or its ServiceMonitor selects nothing)
+                "interval": "1m",
+                "input_series": [{"series": 'up{job="something-else"}', "values": "1x10"}],
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "EnvGenOperatorDown", "exp_alerts": []},
+                    {"eval_time": "7m", "alertname": "EnvGenOperatorDown", "exp_alerts": [down]},
+                ],
+            },
+        ],
+    }
+    (tmp_path / "alerts_test.yaml").write_text(yaml.safe_dump(tests))
+    assert "SUCCESS" in _promtool("test", "rules", "alerts_test.yaml", cwd=tmp_path)

@@ -36,6 +36,11 @@ from envgen.k8s.jobs import CONTAINER, WORKSPACE
 from envgen.k8s.operator import OperatorConfig, make_registry, make_settings
 
 JobMode = Literal["fake", "kubelet", "real"]
+# Namespace labels under which Pod Security Admission enforces the ``restricted`` profile.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 JOB_FAILED = "<job failed>"
 T = TypeVar("T")
 
@@ -223,6 +228,40 @@ class JobPlayer:
         }
         await call(c.batch.patch_namespaced_job_status, name, ns, {"status": status})
         return 1
+
+    async def evict(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Play a kubelet whose node is preempted: the Job's live Pod fails with a ``DisruptionTarget`` condition
+        (as an eviction or preemption leaves it), its trainer killed. The Pod as it was, before the eviction."""
+        if self.cluster.job_mode != "kubelet":
+            raise RuntimeError("evictions are played only under a real job controller without a kubelet")
+        c, name = self.cluster, job["metadata"]["name"]
+        pod_name = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
+        assert pod_name != JOB_FAILED, f"{name} failed before its Pod could be evicted"
+        pod = c.api.sanitize_for_serialization(await call(c.core.read_namespaced_pod, pod_name, c.namespace))
+        disrupted = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": "preempted by a higher-priority Pod",
+            "lastTransitionTime": _now(),
+        }
+        killed = {"exitCode": 137, "reason": "Error", "startedAt": _now(), "finishedAt": _now()}
+        status = {
+            "phase": "Failed",
+            "conditions": [disrupted],
+            "containerStatuses": [
+                {
+                    "name": CONTAINER,
+                    "image": "trainer",
+                    "imageID": "sim://trainer",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": killed},
+                }
+            ],
+        }
+        await call(c.core.patch_namespaced_pod_status, pod_name, c.namespace, {"status": status})
+        return dict(pod)
 
     async def succeed(self, job: dict[str, Any], score: float = 10.0) -> TrainingMetrics:
         """Finish a Job with metrics made from the model (operator behaviour is under test, not training)."""

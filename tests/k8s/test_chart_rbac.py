@@ -26,7 +26,7 @@ import yaml
 from kubernetes import client, config
 
 from .conftest import RealServer
-from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
+from .harness import RESTRICTED, Cluster, JobPlayer, OperatorProcess, call, eventually
 from .test_operator import small_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,8 +131,10 @@ class OperatorCommand:
 async def chart_operator(
     real_server: RealServer, real_cluster: Cluster, helm: Callable[..., str], tmp_path: Path
 ) -> AsyncIterator[OperatorCommand]:
-    """The chart installed for the test namespace (Role only) and the operator running on its ServiceAccount."""
+    """The chart installed for the test namespace (Role only) and the operator running on its ServiceAccount. The
+    namespace enforces Pod Security ``restricted``: the operator's Deployment and the training Pods must pass."""
     ns = real_cluster.namespace
+    await call(real_cluster.core.patch_namespace, ns, {"metadata": {"labels": RESTRICTED}})
     helm("install", RELEASE, str(CHART), "-n", ns, "--set", f"watchNamespaces={{{ns}}}")
     kubeconfig = token_kubeconfig(real_server, ns, SA, tmp_path / "sa-kubeconfig")
     op = OperatorCommand(kubeconfig, ns, tmp_path / "operator.log")
@@ -153,13 +155,14 @@ async def test_chart_installs_and_the_operator_runs_on_its_role_alone(
     assert [r.metadata.name for r in (await call(rbac.list_namespaced_role, c.namespace)).items] == [SA]
     apps = client.AppsV1Api(c.api)
     assert (await call(apps.read_namespaced_deployment, SA, c.namespace)).spec.template.spec.service_account_name == SA
+    await eventually(lambda: _deployment_pods(c), 60, "the operator Deployment's Pod admitted under restricted")
     await c.create_run("chart", small_spec(cycles=1))
     for name in ("chart-c1-s0", "chart-final-s0"):
         jobs = await c.wait_jobs("chart", {name}, timeout=60)
         await player.succeed(jobs[name])
     await c.wait_condition("chart", "Succeeded", timeout=60)
     run = await c.run("chart")
-    assert run is not None and run["status"]["checkpointClaim"] == "chart-checkpoints"
+    assert run is not None and run["status"]["checkpointClaims"] == ["chart-checkpoints-s0"]
     await c.delete_run("chart")
     await eventually(lambda: _gone(c, "chart"), 30, "run deleted through the operator's finalizer")
     log = await chart_operator.stop()
@@ -168,6 +171,11 @@ async def test_chart_installs_and_the_operator_runs_on_its_role_alone(
     lines = [line for line in log.splitlines() if line.strip()]
     repeated = [a for a, b in itertools.pairwise(lines) if a == b]
     assert lines and not repeated, f"log lines printed twice: {repeated[:3]}"
+
+
+async def _deployment_pods(c: Cluster) -> list[str]:
+    pods = await call(c.core.list_namespaced_pod, c.namespace, label_selector=f"app.kubernetes.io/name={CHART.name}")
+    return [p.metadata.name for p in pods.items]
 
 
 async def _gone(c: Cluster, name: str) -> bool:

@@ -85,5 +85,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "create", "patch"]
 {{- end }}

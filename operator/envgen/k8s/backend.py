@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import threading
 from dataclasses import replace
 from typing import Any
@@ -39,6 +40,7 @@ from .status import (
     CHILDREN_CREATED,
     FAILED,
     LLM_AVAILABLE,
+    PODS_CREATED,
     QUEUED,
     SUCCEEDED,
     Condition,
@@ -50,6 +52,7 @@ from .status import (
     ended,
     finished_status,
     now,
+    pods_created_conditions,
     progress_status,
     reopened_status,
     set_condition,
@@ -99,8 +102,10 @@ class KubernetesBackend:
         self.labels = {LABEL_RUN: run.name}
         self._tasks: dict[str, ObservedTask] = {}
         self._cycle_started: dict[int, str] = {}
-        self._claim_ready = False  # the checkpoint claim exists: created, or a Job (that needs it) exists
+        self._claims: set[str] = set()  # checkpoint claims that exist: created, or a Job (that needs one) exists
         self._queued: list[str] = []  # Jobs created suspended that their queue has not admitted yet
+        self._podless: list[dict[str, Any]] = []  # running, admitted Jobs without a Pod (yet)
+        self._blocked: dict[str, str] = {}  # Jobs whose Pods the API refuses -> its message
         # The run's EnvGenCycles, Jobs and Pods by name as this reconcile listed them (None: list them again).
         self._cycles = _by_name(listed[0]) if listed else None
         self._jobs = _by_name(listed[1]) if listed else None
@@ -130,7 +135,9 @@ class KubernetesBackend:
             if name not in tasks:
                 tasks[name] = self._job_task(job)
         self._tasks = tasks
-        self._claim_ready = self._claim_ready or bool(tasks)  # every task ran in a Job, created after the claim
+        self._podless = [j for n, j in self._jobs.items() if n not in records and _without_pod(j)]
+        self._blocked = self._refused_pods(self._podless)
+        self._claims |= {claim_name(self.run, t.seed) for t in tasks.values()}  # Jobs are created after claims
         return Observed(
             designs=designs,
             tasks=tuple(tasks.values()),
@@ -142,6 +149,22 @@ class KubernetesBackend:
             outage=_outage(self.status.llm_outage),
             now=datetime.datetime.now(datetime.UTC).timestamp(),
         )
+
+    def _refused_pods(self, jobs: list[dict[str, Any]]) -> dict[str, str]:
+        """Of Jobs without a Pod, those whose Pod the API refused (the Job controller's FailedCreate Event), with
+        the refusal; the Events are listed only when there are such Jobs."""
+        waiting = {j["metadata"].get("uid"): j["metadata"]["name"] for j in jobs}
+        if not waiting:
+            return {}
+        newest: dict[str, tuple[str, str]] = {}
+        for event in self.kube.list_events("involvedObject.kind=Job,reason=FailedCreate"):
+            name = waiting.get((event.get("involvedObject") or {}).get("uid"))
+            if name is None:
+                continue
+            at = event.get("lastTimestamp") or event.get("eventTime") or ""
+            if name not in newest or at >= newest[name][0]:
+                newest[name] = (at, refusal(event.get("message") or ""))
+        return {name: message for name, (_, message) in newest.items()}
 
     def _termination_message(self, job: str, phase: str) -> str | None:
         """The trainer's termination message from a finished Job's newest Pod in ``phase``. The run's Pods are
@@ -238,7 +261,7 @@ class KubernetesBackend:
 
     def launch(self, task: TrainingTask, attempt: int) -> None:
         self._check_cancelled()
-        self._ensure_claim()
+        self._ensure_claim(task.seed)
         job = job_manifest(self.run, task, attempt, self.owner)
         if self._observe_create(self._jobs, job if self.kube.create_job(job) else None):
             prom.JOBS_CREATED.labels(self.kube.ns).inc()
@@ -259,7 +282,7 @@ class KubernetesBackend:
             self._event("Normal", "TrainingJobSucceeded", f"{name}: score {record.score or 'n/a'}")
 
     def finish(self, outcome: Finish, summary: RunSummary) -> None:
-        progress = progress_status(self.status, self.run.spec, summary, self.generation, self._claim())
+        progress = progress_status(self.status, self.run.spec, summary, self.generation, sorted(self._claims))
         self.status = finished_status(progress, outcome, self.generation)
         self.flush()  # the run's end is written before its running Jobs are deleted (never recreated)
         running = [t.name for t in self._tasks.values() if t.state == "running"]
@@ -270,7 +293,7 @@ class KubernetesBackend:
 
     def publish(self, summary: RunSummary) -> None:
         old = self.status
-        new = progress_status(old, self.run.spec, summary, self.generation, self._claim())
+        new = progress_status(old, self.run.spec, summary, self.generation, sorted(self._claims))
         new = new.model_copy(update={"conditions": self._child_conditions(new)})
         if self.designer.uses_llm and ended(new) is None:
             out = self.designer.outcome
@@ -312,15 +335,12 @@ class KubernetesBackend:
         return (
             running
             and not self._queued
+            and not self._podless  # a Pod created or refused (and retried) comes with no Job event of ours
             and self._written.llm_outage is None
             and self.run.spec.active_deadline_seconds is None
         )
 
     # ---- helpers ----
-    def _claim(self) -> str | None:
-        """The checkpoint claim, once it exists (created, or referenced by a launched Job)."""
-        return claim_name(self.run) if self._claim_ready else None
-
     def _child_conditions(self, status: RunStatus) -> list[Condition]:
         """ChildrenCreated back to True after a refusal (this reconcile created all it had to); Queued."""
         conds = status.conditions
@@ -329,6 +349,7 @@ class KubernetesBackend:
             conds = set_condition(
                 conds, CHILDREN_CREATED, "True", "Created", "every child was created", self.generation
             )
+        conds = pods_created_conditions(conds, self._blocked, self.generation)
         queue = queue_name(self.run)
         if self._queued and queue:
             names = ", ".join(self._queued[:8])
@@ -383,9 +404,12 @@ class KubernetesBackend:
         """An Event for every condition that changed status (or appeared as True)."""
         for cond in new.conditions:
             before = condition(old.conditions, cond.type)
-            if (before is None and cond.status == "True") or (before is not None and before.status != cond.status):
+            appeared = before is None and cond.status == "True"
+            flipped = appeared or (before is not None and before.status != cond.status)
+            refused = cond.type == PODS_CREATED and cond.status == "False"  # every new refusal, once
+            if flipped or (refused and (before is None or before.message != cond.message)):
                 warning = (cond.type == "Failed" and cond.status == "True") or (
-                    cond.type in (SUCCEEDED, LLM_AVAILABLE) and cond.status == "False"
+                    cond.type in (SUCCEEDED, LLM_AVAILABLE, PODS_CREATED) and cond.status == "False"
                 )
                 self._event(
                     "Warning" if warning else "Normal", cond.reason, f"{cond.type}={cond.status}: {cond.message}"
@@ -424,13 +448,16 @@ class KubernetesBackend:
             return True
         return False
 
-    def _ensure_claim(self) -> None:
-        """Create the checkpoint claim before the run's first Job (not before every Job: see ``observe``)."""
-        if self._claim_ready:
+    def _ensure_claim(self, seed: int) -> None:
+        """Create a seed's checkpoint claim before its first Job (not before every Job: see ``observe``)."""
+        name = claim_name(self.run, seed)
+        if name in self._claims:
             return
-        if not self.run.spec.checkpoints.claim_name and self.kube.create_claim(claim_manifest(self.run, self.owner)):
-            self._event("Normal", "CheckpointClaimCreated", claim_name(self.run))
-        self._claim_ready = True
+        if not self.run.spec.checkpoints.claim_name and self.kube.create_claim(
+            claim_manifest(self.run, seed, self.owner)
+        ):
+            self._event("Normal", "CheckpointClaimCreated", name)
+        self._claims.add(name)
 
     def _observe_create(self, view: dict[str, dict[str, Any]] | None, created: dict[str, Any] | None) -> bool:
         """Apply a create to the observed children: the object joins them when this reconcile created it; when
@@ -457,6 +484,20 @@ def snapshot(run: EnvGenRun, status: RunStatus) -> prom.RunSnapshot:
         score=float(status.score) if status.score is not None else None,
         skills={s.name: float(s.mean) / 100.0 for s in status.skills},
     )
+
+
+def _without_pod(job: dict[str, Any]) -> bool:
+    """Whether a running, admitted Job has no Pod (active, terminating or finished-and-counted)."""
+    status = job.get("status") or {}
+    finished = any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    return not (finished or (job.get("spec") or {}).get("suspend") or status.get("active") or status.get("terminating"))
+
+
+def refusal(message: str) -> str:
+    """The API's refusal of a Pod without the Job controller's prefix and the Pod's generated name."""
+    return re.sub(r'^(Error creating: )?pods "[^"]*" is forbidden: ', "", message)[:512]
 
 
 def _recorded_task(spec: CycleSpec, record: TaskRecord) -> ObservedTask:

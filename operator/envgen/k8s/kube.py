@@ -129,6 +129,13 @@ class Kube:
     def list_pods(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return self._list(self.core.list_namespaced_pod, labels)
 
+    def list_events(self, field_selector: str) -> list[dict[str, Any]]:
+        """Events of the namespace matching a field selector (e.g. ``reason=FailedCreate``)."""
+        items: list[dict[str, Any]] = (
+            json.loads(_raw(self.core.list_namespaced_event, self.ns, field_selector=field_selector)).get("items") or []
+        )
+        return items
+
     def create_job(self, body: Any) -> bool:
         """Create; False when the name already exists."""
         return self._created(body, lambda: _raw(self.batch.create_namespaced_job, self.ns, body)) is not None
@@ -140,6 +147,9 @@ class Kube:
         """Create; False when the name already exists."""
         create = self.core.create_namespaced_persistent_volume_claim
         return self._created(body, lambda: _raw(create, self.ns, body)) is not None
+
+    def list_claims(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._list(self.core.list_namespaced_persistent_volume_claim, labels)
 
     def delete_claim(self, name: str) -> None:
         self._deleted(lambda: self.core.delete_namespaced_persistent_volume_claim(name, self.ns))

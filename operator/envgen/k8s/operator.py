@@ -23,6 +23,7 @@ from kubernetes import client, config
 from . import API_GROUP, API_VERSION, FINALIZER, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .designing import DesignerSessions
+from .jobs import default_pod_security
 from .kube import PARALLEL_REQUESTS, RunGone, transient
 from .reconcile import Guards, cleanup, reconcile
 
@@ -148,10 +149,10 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.delete(
         API_GROUP, API_VERSION, RUNS_PLURAL, id="cleanup", registry=registry, errors=kopf.ErrorsMode.IGNORED
     )
-    async def cleanup_run(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
+    async def cleanup_run(namespace: str | None, name: str, **_: Any) -> None:
         """Delete the run's children (best effort: the finalizer is always released)."""
         assert namespace is not None
-        await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, cfg.sessions, dict(spec))
+        await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, cfg.sessions)
 
     @kopf.on.cleanup(registry=registry)
     async def close_sessions(**_: Any) -> None:
@@ -193,6 +194,7 @@ def run(namespaces: list[str], metrics_port: int, liveness_port: int | None) -> 
     root = logging.getLogger()
     root.handlers[:] = []  # Kopf installs the one handler the operator logs through (no line printed twice)
     kopf.configure(verbose=root.level == logging.DEBUG)
+    default_pod_security()  # a bad chart value stops the operator here, naming the variable
     prom.serve(metrics_port)
     cfg = OperatorConfig(
         api=make_api_client(),

@@ -20,7 +20,7 @@ from kubernetes import client
 from ..driver import step
 from ..engine import REOPENABLE
 from ..spec import EnvGenRun, SpecError, parse_run
-from . import CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
+from . import CYCLES_PLURAL, LABEL_MANAGED_BY, LABEL_RUN, MANAGER, RUNS_PLURAL
 from . import metrics as prom
 from .backend import KubernetesBackend, read_status, snapshot
 from .designing import DesignerSessions, RunDesigner
@@ -194,10 +194,8 @@ def _reject(kube: Kube, body: dict[str, Any], message: str) -> None:
     kube.event(body, "Warning", INVALID_SPEC, message)
 
 
-def cleanup(
-    api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions, spec: dict[str, Any]
-) -> None:
-    """Close a deleted run's designer session and delete its Jobs, EnvGenCycles and the claim created for it.
+def cleanup(api: client.ApiClient, namespace: str, name: str, guards: Guards, sessions: DesignerSessions) -> None:
+    """Close a deleted run's designer session and delete its Jobs, EnvGenCycles and the claims created for it.
     Best effort: errors are logged only."""
     guard = guards.get(namespace, name)
     guard.cancelled.set()
@@ -213,8 +211,8 @@ def cleanup(
                 for obj in _safe(lambda: kube.list_custom(CYCLES_PLURAL, labels))
             ),
         ]
-        if not (spec.get("checkpoints") or {}).get("claimName"):
-            steps.append((kube.delete_claim, f"{name}-checkpoints"))
+        made = {**labels, LABEL_MANAGED_BY: MANAGER}  # the claims created for the run, never one it referenced
+        steps += [(kube.delete_claim, claim["metadata"]["name"]) for claim in _safe(lambda: kube.list_claims(made))]
         for delete, child in steps:
             try:
                 delete(child)

@@ -26,6 +26,7 @@ RUNNING, SUCCEEDED, FAILED, SUSPENDED, LLM_AVAILABLE = "Running", "Succeeded", "
 INVALID_SPEC = "InvalidSpec"
 CHILDREN_CREATED = "ChildrenCreated"  # False while the API refuses to create a Job, claim or EnvGenCycle
 QUEUED = "Queued"  # True while a Job waits for admission by its queue (Kueue)
+PODS_CREATED = "PodsCreated"  # False while the API refuses a Job's Pods (admission, quota)
 MAX_MESSAGE = 1024
 
 
@@ -103,7 +104,9 @@ class RunStatus(CamelModel):
     skills: Annotated[list[SkillSuccess], Field(max_length=64)] = Field(default_factory=list)
     llm: LLMStatus = Field(default_factory=LLMStatus)
     llm_outage: LLMOutageStatus | None = None
-    checkpoint_claim: Annotated[str, Field(max_length=253)] | None = None
+    checkpoint_claims: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=64)] = Field(
+        default_factory=list
+    )
     message: Annotated[str, Field(max_length=MAX_MESSAGE)] = ""
 
 
@@ -153,7 +156,7 @@ def condition(conditions: list[Condition], type_: str) -> Condition | None:
 
 
 def progress_status(
-    old: RunStatus, spec: EnvGenRunSpec, summary: RunSummary, generation: int, claim: str | None
+    old: RunStatus, spec: EnvGenRunSpec, summary: RunSummary, generation: int, claims: list[str]
 ) -> RunStatus:
     """The status of a run in progress (or already ended: terminal conditions are kept)."""
     scores = [CycleScoreStatus(cycle=s.cycle, phase=s.phase, score=decimal(s.score)) for s in summary.scores]
@@ -180,7 +183,7 @@ def progress_status(
                 prompt_tokens=summary.llm_usage.prompt_tokens,
                 completion_tokens=summary.llm_usage.completion_tokens,
             ),
-            "checkpoint_claim": claim or old.checkpoint_claim,  # named once it exists
+            "checkpoint_claims": sorted({*old.checkpoint_claims, *claims})[:64],  # named once they exist
             "message": summary.message[:MAX_MESSAGE],
         }
     )
@@ -229,3 +232,16 @@ def ended(status: RunStatus) -> Literal["Succeeded", "Failed"] | None:
     if failed is not None and failed.status == "True" and failed.reason != INVALID_SPEC:
         return "Failed"
     return None
+
+
+def pods_created_conditions(conditions: list[Condition], blocked: dict[str, str], generation: int) -> list[Condition]:
+    """PodsCreated: False with the API's reason while Jobs get no Pods (``blocked``: Job name -> the refusal),
+    True again once none is refused; absent while no Job was ever refused."""
+    if blocked:
+        names = sorted(blocked)
+        message = "; ".join(f"{n}: {blocked[n]}" for n in names[:4])
+        message = f"{len(names)} Job(s) get no Pods: {message}"[:MAX_MESSAGE]
+        return set_condition(conditions, PODS_CREATED, "False", "FailedCreate", message, generation)
+    if condition(conditions, PODS_CREATED) is not None:
+        return set_condition(conditions, PODS_CREATED, "True", "Created", "every Job's Pods were created", generation)
+    return conditions
