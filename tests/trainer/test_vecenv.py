@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from envgen.envconfig import CrafterEnvConfig
-from envgen_trainer.vecenv import EnvSpec, VecEnv
+from envgen_trainer.vecenv import EnvSpec, Episode, VecEnv, make_env
 
 
 def test_mixed_configs_autoreset_and_shutdown() -> None:
@@ -37,3 +37,41 @@ def test_workers_stop_when_the_body_raises() -> None:
         procs = list(vec._procs)
         raise RuntimeError("boom")
     assert procs and not any(p.is_alive() for p in procs)
+
+
+def test_rollout_identical_to_stepping_the_envs_in_process() -> None:
+    """Frames, rewards, dones and episodes equal those of the same envs stepped one by one here (the spare envs
+    that prepare the next worlds in the workers change nothing), and a step's frames survive the next step."""
+    short = CrafterEnvConfig.model_validate({"world_settings": {"length": 16}})
+    specs = [
+        EnvSpec("crafter", 11, "a", short),
+        EnvSpec("crafter", 13, "c", CrafterEnvConfig.model_validate({"world_settings": {"length": 17}})),
+        EnvSpec("crafter", 14, "game"),
+    ]
+    envs = [make_env(s) for s in specs]
+    returns, lengths = [0.0] * len(envs), [0] * len(envs)
+    rng = np.random.default_rng(0)
+    with VecEnv(specs, num_workers=2) as vec:
+        obs = vec.reset()
+        assert np.array_equal(obs, np.stack([e.reset() for e in envs]))
+        finished = 0
+        for _ in range(50):
+            actions = rng.integers(17, size=len(envs))
+            view, kept = obs, obs.copy()
+            obs, rewards, dones, episodes = vec.step(actions)
+            assert np.array_equal(view, kept)  # the previous frames are still there
+            expected_eps = []
+            for i, (env, action) in enumerate(zip(envs, actions, strict=True)):
+                frame, reward, done, info = env.step(int(action))
+                returns[i] += reward
+                lengths[i] += 1
+                assert (np.float32(reward), done) == (rewards[i], dones[i])
+                if done:
+                    unlocked = tuple(sorted(k for k, v in info["achievements"].items() if v > 0))
+                    expected_eps.append(Episode(i, specs[i].label, returns[i], lengths[i], unlocked))
+                    returns[i], lengths[i] = 0.0, 0
+                    frame = env.reset()
+                assert np.array_equal(obs[i], frame)
+            assert episodes == expected_eps
+            finished += len(episodes)
+    assert finished == 5

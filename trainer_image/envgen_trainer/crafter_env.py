@@ -58,6 +58,8 @@ class ConfigurableCrafter(crafter.Env):
     of every step's info; everything else is unchanged.
     """
 
+    _episode: int  # Crafter's episode counter: episode k's world is seeded from (seed, k)
+
     def __init__(self, config: CrafterEnvConfig | None = None, seed: int | None = None, semantic: bool = True) -> None:
         self.config = config or CrafterEnvConfig()
         self._semantic = semantic
@@ -89,6 +91,11 @@ class ConfigurableCrafter(crafter.Env):
         generate_world(self._world, self._player, self._gen)
         self._add_start_extras()
         return self._obs()
+
+    def follow(self, other: ConfigurableCrafter) -> None:
+        """Make this env's next reset start the episode after ``other``'s current one (both built with the same
+        config and seed): a spare env generates the next world while ``other`` is still playing."""
+        self._episode = other._episode
 
     def step(self, action: int) -> tuple[Frame, float, bool, dict[str, Any]]:
         """Crafter's step, with the "objects near the player" filter computed for all objects at once.

@@ -1,9 +1,16 @@
-"""A pipe-based vector env: worker processes each step several envs (possibly of different configs).
+"""A shared-memory vector env: worker processes each step several envs (possibly of different configs).
 
-Envs reset automatically at the end of an episode; each finished episode is reported as an ``Episode``
-(return, length, achievements unlocked). Workers ignore SIGINT and exit when their pipe closes, and
-``close()`` (also called by the context manager and on errors) joins or terminates them, so no process is
-left behind.
+Workers write observations, rewards, dones and the statistics of finished episodes in place into preallocated
+shared memory (two alternating frame buffers, so the frames a step returns stay valid while the next step runs);
+a step is one byte to each worker and one byte back, nothing is pickled. Envs reset automatically at the end of
+an episode; each finished episode is reported as an ``Episode`` (return, length, achievements unlocked).
+
+Envs that can prepare their next episode (``follow``, e.g. ``ConfigurableCrafter``) keep a spare instance of the
+same spec that generates the next world while the worker would otherwise wait for actions, so resets are off
+the critical path; the episodes are the same as with a plain reset.
+
+Workers ignore SIGINT and exit when their pipe closes, and ``close()`` (also called by the context manager and
+on errors) joins or terminates them, so no process is left behind.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from envgen.games import ConfigModel
+from envgen.games import ConfigModel, game
 
 from .games import trainer_game
 
 Obs = npt.NDArray[np.uint8]
 JOIN_TIMEOUT_S = 5.0
+_OK, _ERROR, _STEP, _RESET, _CLOSE = 0, 1, 2, 3, 4
 
 
 class GymLikeEnv(Protocol):
@@ -61,62 +69,124 @@ class Episode:
 
 def make_env(spec: EnvSpec) -> GymLikeEnv:
     """Build the env a spec describes (``stock``: the game's evaluation env, e.g. unmodified ``crafter.Env``)."""
-    game = trainer_game(spec.game)
-    return (game.make_eval_env if spec.stock else game.make_env)(spec.config, spec.seed)
+    game_ = trainer_game(spec.game)
+    return (game_.make_eval_env if spec.stock else game_.make_env)(spec.config, spec.seed)
+
+
+class _Buffers:
+    """The shared arrays of one vector env (``RawArray``s, so they travel to spawned workers) and numpy views.
+
+    Per env and frame buffer (2): frame, reward, done, and for a finished episode its return, length and one byte
+    per skill (unlocked or not). Per env: the action of the next step."""
+
+    def __init__(self, ctx: Any, num_envs: int, obs_shape: tuple[int, ...], num_skills: int) -> None:
+        self.shape = (num_envs, obs_shape, num_skills)
+        self.raw = {
+            "obs": ctx.RawArray("B", 2 * num_envs * int(np.prod(obs_shape))),
+            "reward": ctx.RawArray("f", 2 * num_envs),
+            "done": ctx.RawArray("B", 2 * num_envs),
+            "ep_ret": ctx.RawArray("d", 2 * num_envs),
+            "ep_len": ctx.RawArray("q", 2 * num_envs),
+            "ep_skills": ctx.RawArray("B", 2 * num_envs * max(num_skills, 1)),
+            "actions": ctx.RawArray("q", num_envs),
+        }
+        self._views()
+
+    def _views(self) -> None:
+        n, obs_shape, skills = self.shape
+        raw = self.raw
+        self.obs = np.frombuffer(raw["obs"], np.uint8).reshape(2, n, *obs_shape)
+        self.reward = np.frombuffer(raw["reward"], np.float32).reshape(2, n)
+        self.done = np.frombuffer(raw["done"], np.bool_).reshape(2, n)
+        self.ep_ret = np.frombuffer(raw["ep_ret"], np.float64).reshape(2, n)
+        self.ep_len = np.frombuffer(raw["ep_len"], np.int64).reshape(2, n)
+        self.ep_skills = np.frombuffer(raw["ep_skills"], np.bool_).reshape(2, n, max(skills, 1))
+        self.actions = np.frombuffer(raw["actions"], np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "raw": self.raw}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.shape, self.raw = state["shape"], state["raw"]
+        self._views()
 
 
 class _Slot:
-    """An env with its running episode statistics."""
+    """An env with its running episode statistics (and a spare env preparing the next episode, if it can)."""
 
-    def __init__(self, index: int, spec: EnvSpec) -> None:
-        self.index, self.label = index, spec.label
+    def __init__(self, index: int, spec: EnvSpec, buffers: _Buffers) -> None:
+        self.index, self.buffers = index, buffers
+        self.skills = {name: i for i, name in enumerate(game(spec.game).skills)}
         self.env = make_env(spec)
+        self.spare = make_env(spec) if callable(getattr(self.env, "follow", None)) else None
+        self.spare_obs: Obs | None = None
         self.ret, self.length = 0.0, 0
 
-    def reset(self) -> Obs:
+    def reset(self, buf: int) -> None:
+        """Start the next episode and write its first frame into frame buffer ``buf``."""
         self.ret, self.length = 0.0, 0
-        return np.asarray(self.env.reset())
+        if self.spare is not None and self.spare_obs is not None:
+            self.env, self.spare = self.spare, self.env
+            obs, self.spare_obs = self.spare_obs, None
+        else:
+            obs = self.env.reset()
+        self.buffers.obs[buf, self.index] = obs
 
-    def step(self, action: int) -> tuple[Obs, float, bool, Episode | None]:
-        obs, reward, done, info = self.env.step(action)
+    @property
+    def unprepared(self) -> bool:
+        return self.spare is not None and self.spare_obs is None
+
+    def prepare(self) -> None:
+        """Generate the episode after the current one in the spare env (while the worker would wait)."""
+        assert self.spare is not None
+        self.spare.follow(self.env)  # type: ignore[attr-defined]
+        self.spare_obs = self.spare.reset()
+
+    def step(self, buf: int) -> None:
+        """Step with this env's action; write frame, reward, done (and a finished episode) into ``buf``."""
+        b, i = self.buffers, self.index
+        obs, reward, done, info = self.env.step(int(b.actions[i]))
         self.ret += reward
         self.length += 1
+        b.reward[buf, i], b.done[buf, i] = reward, done
         if not done:
-            return np.asarray(obs), reward, False, None
-        unlocked = tuple(sorted(k for k, v in info.get("achievements", {}).items() if v > 0))
-        episode = Episode(self.index, self.label, self.ret, self.length, unlocked)
-        return self.reset(), reward, True, episode
+            b.obs[buf, i] = obs
+            return
+        b.ep_ret[buf, i], b.ep_len[buf, i] = self.ret, self.length
+        b.ep_skills[buf, i] = False
+        for name, count in info.get("achievements", {}).items():
+            if count > 0:
+                b.ep_skills[buf, i, self.skills[name]] = True
+        self.reset(buf)
 
 
-def _worker(conn: Connection, specs: list[tuple[int, EnvSpec]]) -> None:
+def _worker(conn: Connection, specs: list[tuple[int, EnvSpec]], buffers: _Buffers) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        slots = [_Slot(i, s) for i, s in specs]
-        conn.send(("ok", None))
+        slots = [_Slot(i, s, buffers) for i, s in specs]
+        conn.send_bytes(bytes((_OK,)))
         while True:
-            cmd, data = conn.recv()
-            if cmd == "reset":
-                conn.send(("ok", np.stack([s.reset() for s in slots])))
-            elif cmd == "step":
-                results = [s.step(int(a)) for s, a in zip(slots, data, strict=True)]
-                conn.send(
-                    (
-                        "ok",
-                        (
-                            np.stack([r[0] for r in results]),
-                            np.array([r[1] for r in results], np.float32),
-                            np.array([r[2] for r in results], bool),
-                            [r[3] for r in results if r[3] is not None],
-                        ),
-                    )
-                )
+            cmd, buf = conn.recv_bytes()
+            if cmd == _STEP:
+                for slot in slots:
+                    slot.step(buf)
+            elif cmd == _RESET:
+                for slot in slots:
+                    slot.reset(buf)
             else:
                 break
+            conn.send_bytes(bytes((_OK,)))
+            for slot in slots:  # next worlds, until the next command arrives
+                if conn.poll():
+                    break
+                if slot.unprepared:
+                    slot.prepare()
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
     except Exception as exc:
         with contextlib.suppress(BrokenPipeError, OSError):
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            conn.send_bytes(bytes((_ERROR,)) + message.encode())
     finally:
         conn.close()
 
@@ -126,68 +196,89 @@ class VecEnvError(RuntimeError):
 
 
 class VecEnv:
-    """``len(specs)`` envs spread over ``num_workers`` processes (envs in contiguous blocks)."""
+    """``len(specs)`` envs spread over ``num_workers`` processes (envs in contiguous blocks).
+
+    ``reset`` and ``step`` return frames as a view of shared memory that stays valid until the step after the
+    next one (copy them to keep them longer); rewards and dones are copies."""
 
     def __init__(self, specs: Sequence[EnvSpec], num_workers: int = 2) -> None:
         self.num_envs = len(specs)
         num_workers = max(1, min(num_workers, self.num_envs))
         blocks = np.array_split(np.arange(self.num_envs), num_workers)
-        self._sizes = [len(b) for b in blocks]
+        games = {s.game for s in specs}
+        if len(games) != 1:
+            raise ValueError(f"a VecEnv runs one game, got {sorted(games)}")
+        game_name = games.pop()
+        self._skills = game(game_name).skills
+        self._labels = [s.label for s in specs]
         ctx = mp.get_context("spawn")
+        self._buffers = _Buffers(ctx, self.num_envs, trainer_game(game_name).obs_shape, len(self._skills))
+        self._buf = 0
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         try:
             for block in blocks:
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker, args=(child, [(int(i), specs[i]) for i in block]), daemon=True)
+                args = (child, [(int(i), specs[i]) for i in block], self._buffers)
+                proc = ctx.Process(target=_worker, args=args, daemon=True)
                 proc.start()
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
-            for conn in self._conns:
-                self._receive(conn)
+            self._wait()
         except BaseException:
             self.close()
             raise
 
-    @staticmethod
-    def _receive(conn: Connection) -> Any:
-        try:
-            status, payload = conn.recv()
-        except EOFError:
-            raise VecEnvError("an env worker exited unexpectedly") from None
-        if status == "error":
-            raise VecEnvError(payload)
-        return payload
+    def _wait(self) -> None:
+        """Wait for every worker's answer to the last command."""
+        for conn in self._conns:
+            try:
+                answer = conn.recv_bytes()
+            except EOFError:
+                raise VecEnvError("an env worker exited unexpectedly") from None
+            if answer[0] == _ERROR:
+                raise VecEnvError(answer[1:].decode())
+
+    def _command(self, cmd: int) -> None:
+        message = bytes((cmd, self._buf))
+        for conn in self._conns:
+            conn.send_bytes(message)
+        self._wait()
 
     def reset(self) -> Obs:
         """Reset every env; observations stacked as (N, H, W, C)."""
-        for conn in self._conns:
-            conn.send(("reset", None))
-        return np.concatenate([self._receive(c) for c in self._conns])
+        self._buf ^= 1
+        self._command(_RESET)
+        return self._buffers.obs[self._buf]
 
     def step(
         self, actions: npt.NDArray[np.integer]
     ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
         """Step every env; finished envs are already reset. Returns obs, rewards, dones, finished episodes."""
-        start = 0
-        for conn, block in zip(self._conns, self._sizes, strict=True):
-            conn.send(("step", actions[start : start + block].tolist()))
-            start += block
-        parts = [self._receive(c) for c in self._conns]
-        episodes = [ep for p in parts for ep in p[3]]
-        return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
-            episodes,
-        )
+        b = self._buffers
+        b.actions[:] = actions
+        self._buf ^= 1
+        self._command(_STEP)
+        buf = self._buf
+        dones = b.done[buf].copy()
+        episodes = [
+            Episode(
+                int(i),
+                self._labels[i],
+                float(b.ep_ret[buf, i]),
+                int(b.ep_len[buf, i]),
+                tuple(sorted(self._skills[k] for k in np.flatnonzero(b.ep_skills[buf, i]))),
+            )
+            for i in np.flatnonzero(dones)
+        ]
+        return b.obs[buf], b.reward[buf].copy(), dones, episodes
 
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit in time)."""
         for conn in self._conns:
             with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send(("close", None))
+                conn.send_bytes(bytes((_CLOSE, 0)))
         for proc in self._procs:
             proc.join(JOIN_TIMEOUT_S)
             if proc.is_alive():
