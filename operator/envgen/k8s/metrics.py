@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -109,6 +110,6 @@ RUNS = RunCollector()
 REGISTRY.register(RUNS)
 
 
-def serve(port: int) -> None:
-    """Serve ``/metrics`` on a port (a background thread)."""
-    start_http_server(port, registry=REGISTRY)
+def serve(port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` on a port (a background thread); the server (``shutdown()`` stops it) and its thread."""
+    return start_http_server(port, addr, registry=REGISTRY)
