@@ -66,7 +66,9 @@ def prepare(exp: EnvGenExperiment, root: Path) -> ExperimentDir:
                 "Use another --run-dir, or restore the original values to resume."
             )
     root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(d.spec, yaml.safe_dump(exp.dump(), sort_keys=False))
+    # as written (the template leaves seeds and firstSeed to the experiment), so it reads back as the same experiment
+    written = exp.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+    atomic.write_text(d.spec, yaml.safe_dump(written, sort_keys=False))
     return d
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from ..experiment import cluster as experiments
 from . import API_GROUP, API_VERSION, FINALIZER, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
 from .designing import DesignerSessions
@@ -153,6 +154,8 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         """Delete the run's children (best effort: the finalizer is always released)."""
         assert namespace is not None
         await asyncio.to_thread(cleanup, cfg.api, namespace, name, cfg.guards, cfg.sessions)
+
+    experiments.register(registry, cfg.api)  # EnvGenExperiment: one run per arm, the comparison in its status
 
     @kopf.on.cleanup(registry=registry)
     async def close_sessions(**_: Any) -> None:
