@@ -116,8 +116,7 @@ class ConfigurableCrafter(crafter.Env):
                 if is_near:
                     obj.update()
         if self._step % 10 == 0:
-            for chunk, objs in self._world.chunks.items():
-                self._balance_chunk(chunk, objs)
+            self._balance()
         obs = self._obs()
         reward = (self._player.health - self._last_health) / 10
         self._last_health = self._player.health
@@ -187,66 +186,82 @@ class ConfigurableCrafter(crafter.Env):
                 return
 
     # ---- creature balancing ----------------------------------------------------------------------------
-    def _balance_chunk(self, chunk: tuple[int, int, int, int], objs: set[Any]) -> None:
+    def _balance(self) -> None:
+        """Crafter's balancing of every chunk, in Crafter's chunk order. Balancing moves no material, so each
+        chunk's grass and path cells are counted up front, from one summed-area table per material."""
+        world = self._world
+        tables = {}
+        for material in ("grass", "path"):
+            table = np.zeros((world.area[0] + 1, world.area[1] + 1), np.int64)
+            table[1:, 1:] = (world._mat_map == world._mat_ids[material]).cumsum(0).cumsum(1)
+            tables[material] = table
+        for chunk, objs in world.chunks.items():
+            xmin, xmax, ymin, ymax = chunk
+            space = {m: int(t[xmax, ymax] - t[xmin, ymax] - t[xmax, ymin] + t[xmin, ymin]) for m, t in tables.items()}
+            self._balance_chunk(chunk, objs, space)
+
+    def _balance_chunk(self, chunk: tuple[int, int, int, int], objs: set[Any], space: dict[str, int]) -> None:
         light = self._world.daylight
         zs, ss, cs = (self._spawn_scale[c] for c in (objects.Zombie, objects.Skeleton, objects.Cow))
+        groups: dict[type, list[Any]] = {objects.Zombie: [], objects.Skeleton: [], objects.Cow: []}
+        for obj in objs:
+            group = groups.get(type(obj))
+            if group is not None:
+                group.append(obj)
+        grass, path = space["grass"], space["path"]
         self._balance_object(
             chunk,
-            objs,
-            objects.Zombie,
+            groups[objects.Zombie],
             "grass",
             6,
             0,
             0.3,
             0.4,
             lambda pos: objects.Zombie(self._world, pos, self._player),
-            lambda num, space: ((0 if space < 50 else 3.5 - 3 * light) * zs, (3.5 - 3 * light) * zs),
+            ((0 if grass < 50 else 3.5 - 3 * light) * zs, (3.5 - 3 * light) * zs),
         )
         self._balance_object(
             chunk,
-            objs,
-            objects.Skeleton,
+            groups[objects.Skeleton],
             "path",
             7,
             7,
             0.1,
             0.1,
             lambda pos: objects.Skeleton(self._world, pos, self._player),
-            lambda num, space: ((0 if space < 6 else 1) * ss, 2 * ss),
+            ((0 if path < 6 else 1) * ss, 2 * ss),
         )
         self._balance_object(
             chunk,
-            objs,
-            objects.Cow,
+            groups[objects.Cow],
             "grass",
             5,
             5,
             0.01,
             0.1,
             lambda pos: objects.Cow(self._world, pos),
-            lambda num, space: ((0 if space < 30 else 1) * cs, (1.5 + light) * cs),
+            ((0 if grass < 30 else 1) * cs, (1.5 + light) * cs),
         )
 
     def _balance_object(
         self,
         chunk: tuple[int, int, int, int],
-        objs: set[Any],
-        cls: type,
+        creatures: list[Any],
         material: str,
         span_dist: float,
         despan_dist: float,
         spawn_prob: float,
         despawn_prob: float,
         ctor: Callable[[npt.NDArray[np.int64]], Any],
-        target_fn: Callable[[int, int], tuple[float, float]],
+        target: tuple[float, float],
     ) -> None:
         """Crafter's ``_balance_object`` with the creatures sorted by position, so episodes are replayable."""
         xmin, xmax, ymin, ymax = chunk
         random = self._world.random
-        creatures = sorted((obj for obj in objs if isinstance(obj, cls)), key=_position)
-        mask = self._world.mask(*chunk, material)
-        target_min, target_max = target_fn(len(creatures), mask.sum())
+        creatures = sorted(creatures, key=_position)
+        target_min, target_max = target
         if len(creatures) < int(target_min) and random.uniform() < spawn_prob:
+            mask = self._world.mask(*chunk, material)
             xs = np.tile(np.arange(xmin, xmax)[:, None], [1, ymax - ymin])
             ys = np.tile(np.arange(ymin, ymax)[None, :], [xmax - xmin, 1])
             xs, ys = xs[mask], ys[mask]
