@@ -31,10 +31,15 @@ def _grey(r: float, g: float, b: float) -> int:  # pragma: no cover - compiled
     return (int(r) * 19595 + int(g) * 38470 + int(b) * 7471 + 0x8000) >> 16
 
 
-@njit(cache=True, inline="always")
-def _enhance(value: float, grey: int) -> float:  # pragma: no cover - compiled
-    """Pillow's ``ImageEnhance.Color(...).enhance(0.4)`` of one uint8 channel value given the pixel's grey."""
-    return float(np.uint8(np.float32(grey) + np.float32(0.4) * np.float32(int(value) - grey)))
+def _enhance_table() -> npt.NDArray[np.uint8]:
+    """Pillow's ``ImageEnhance.Color(...).enhance(0.4)`` of a channel value given its pixel's grey, as
+    ``table[grey, value]``: ``(uint8)(grey + 0.4f * (value - grey))`` in float32."""
+    grey = np.arange(256, dtype=np.int64)[:, None]
+    value = np.arange(256, dtype=np.int64)[None, :]
+    return (grey.astype(np.float32) + np.float32(0.4) * (value - grey).astype(np.float32)).astype(np.uint8)
+
+
+_ENHANCE = _enhance_table()
 
 
 @njit(cache=True)
@@ -62,9 +67,9 @@ def _light_into(
                 ng = float(np.uint8((1 - m) * g + m * n))
                 nb = float(np.uint8((1 - m) * b + m * n))
             grey = _grey(nr, ng, nb)
-            lr = daylight * r + shade * ((1 - 0.5) * _enhance(nr, grey) + 0.5 * _NIGHT_TINT[0])
-            lg = daylight * g + shade * ((1 - 0.5) * _enhance(ng, grey) + 0.5 * _NIGHT_TINT[1])
-            lb = daylight * b + shade * ((1 - 0.5) * _enhance(nb, grey) + 0.5 * _NIGHT_TINT[2])
+            lr = daylight * r + shade * ((1 - 0.5) * _ENHANCE[grey, int(nr)] + 0.5 * _NIGHT_TINT[0])
+            lg = daylight * g + shade * ((1 - 0.5) * _ENHANCE[grey, int(ng)] + 0.5 * _NIGHT_TINT[1])
+            lb = daylight * b + shade * ((1 - 0.5) * _ENHANCE[grey, int(nb)] + 0.5 * _NIGHT_TINT[2])
             if sleeping:
                 grey = _grey(float(np.uint8(lr)), float(np.uint8(lg)), float(np.uint8(lb)))
                 lr = (1 - 0.5) * float(grey) + 0.5 * _SLEEP_TINT[0]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The trainer's GPU figures for bench/README.md, on a machine with a CUDA GPU (never run in CI): a CUDA PPO
+# smoke (one short training on the GPU), then the end-to-end throughput with 16 env workers and the per-env-step
+# split (env, pipeline, stepping, inference, update) for the Nature CNN and the IMPALA ResNet. Under 9 minutes
+# on one GPU + 16 cores. Usage: bash bench/gpu_check.sh  (PYTHON=... to use another interpreter)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+echo "== CUDA PPO smoke"
+timeout 120 "$PY" - <<'PY'
+import torch
+
+from envgen.spec import AgentSpec
+from envgen_trainer import ppo
+from envgen_trainer.vecenv import EnvSpec, VecEnv
+
+assert torch.cuda.is_available(), "no CUDA device"
+spec = AgentSpec(num_envs=8, rollout_steps=32, epochs=1, minibatches=2, device="cuda")
+ppo_args = getattr(ppo, "PPOArgs", None)
+agent = ppo.PPO(ppo_args.from_spec(spec) if ppo_args is not None else spec, 17)
+before = [p.detach().clone() for p in agent.net.parameters()]
+with VecEnv([EnvSpec("crafter", i) for i in range(8)], 4) as vec:
+    done = agent.train(vec, 512, lambda ep: None, lambda s: None)
+changed = any(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
+assert done == 512 and changed and next(agent.net.parameters()).is_cuda
+print(f"ok: {done} steps on {torch.cuda.get_device_name()}")
+PY
+
+for network in nature impala; do
+    echo "== $network: 64 envs, 16 workers, 256-step rollouts, 3 epochs x 8 minibatches"
+    timeout 210 "$PY" bench/pipeline_speed.py --device cuda --network "$network" --envs 64 --workers 16 \
+        --rollout 256 --minibatches 8 --steps 32768 --rounds 1
+done
