@@ -44,12 +44,19 @@ OPERATOR_METRICS = {
     "envgen_run_current_cycle",
     "envgen_run_score",
     "envgen_skill_success_ratio",
+    "envgen_experiment_arm_seeds_finished",
+    "envgen_experiment_arm_score",
+    "envgen_experiment_arm_difference",
+    "envgen_experiment_arm_p_value",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 # Least privilege: exactly these (apiGroup, resource) -> verbs in each watched namespace.
 NAMESPACED_RULES = {
-    (GROUP, "envgenruns"): {"get", "list", "watch", "patch"},
+    (GROUP, "envgenruns"): {"get", "list", "watch", "create", "patch"},
+    (GROUP, "envgenexperiments"): {"get", "list", "watch"},
+    (GROUP, "envgenexperiments/status"): {"get", "patch"},
+    (GROUP, "envgenexperiments/finalizers"): {"update"},
     (GROUP, "envgenruns/status"): {"get", "patch"},
     (GROUP, "envgenruns/finalizers"): {"update"},
     (GROUP, "envgencycles"): {"get", "list", "watch", "create", "update", "patch", "delete"},
@@ -328,7 +335,11 @@ def test_chart_crds_are_the_repository_crds() -> None:
     # Helm applies every file under crds/ as is, so only CRDs may live there.
     assert all(p.suffix in (".yaml", ".yml") for p in link.iterdir())
     assert {c["kind"] for c in crds} == {"CustomResourceDefinition"}
-    assert {c["metadata"]["name"] for c in crds} == {f"envgenruns.{GROUP}", f"envgencycles.{GROUP}"}
+    assert {c["metadata"]["name"] for c in crds} == {
+        f"envgenruns.{GROUP}",
+        f"envgencycles.{GROUP}",
+        f"envgenexperiments.{GROUP}",
+    }
 
 
 # ---- Grafana dashboard ----------------------------------------------------------------------------------------
@@ -358,6 +369,7 @@ def _exposed_series(module: Any) -> set[str]:
 
 
 def test_dashboard_metrics_are_registered_by_the_operator() -> None:
+    importlib.import_module("envgen.experiment.cluster")  # registers the experiment gauges
     module = importlib.import_module("envgen.k8s.metrics")
     missing = dashboard_series(json.loads(DASHBOARD.read_text())) - _exposed_series(module)
     assert not missing, f"the dashboard queries series the operator does not export: {sorted(missing)}"

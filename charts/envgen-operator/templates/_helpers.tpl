@@ -53,7 +53,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "envgen-operator.namespacedRules" -}}
 - apiGroups: ["envgen.dev"]
   resources: ["envgenruns"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["envgen.dev"]
   resources: ["envgenruns/status"]
   verbs: ["get", "patch"]
@@ -61,6 +61,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 # (on in OpenShift) allows only to who may update the owner's finalizers.
 - apiGroups: ["envgen.dev"]
   resources: ["envgenruns/finalizers"]
+  verbs: ["update"]
+# EnvGenExperiments: read, status written; their runs (created above) are owned by them.
+- apiGroups: ["envgen.dev"]
+  resources: ["envgenexperiments"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["envgen.dev"]
+  resources: ["envgenexperiments/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["envgen.dev"]
+  resources: ["envgenexperiments/finalizers"]
   verbs: ["update"]
 - apiGroups: ["envgen.dev"]
   resources: ["envgencycles"]
