@@ -25,6 +25,7 @@ from envgen.k8s import API_GROUP, API_VERSION, CYCLES_PLURAL, LABEL_RUN, RUNS_PL
 from envgen.k8s.operator import OperatorConfig, make_settings
 
 from .harness import Cluster, OperatorProcess, call, eventually
+from .test_kubectl import kubectl, kubectl_binary
 from .test_real_server import _SERVER_WORDED
 
 pytestmark = pytest.mark.real_server
@@ -276,3 +277,21 @@ def _cond(status: dict[str, Any], ctype: str) -> str | None:
 
 def _arm(status: dict[str, Any], name: str) -> dict[str, Any]:
     return next((a for a in status.get("arms") or [] if a["name"] == name), {})
+
+
+@pytest.mark.skipif(kubectl_binary() is None, reason="kubectl is absent (scripts/install_k8s_tools.sh installs it)")
+async def test_kubectl_explains_and_lists_experiments(real_cluster: Cluster, tmp_path: Path) -> None:
+    text = " ".join((await kubectl(real_cluster, tmp_path, "explain", "egx.spec.arms.designedShare")).split())
+    assert "Share of each cycle's steps spent in the designed environments" in text
+    text = " ".join((await kubectl(real_cluster, tmp_path, "explain", "envgenexperiments.status.arms.mde")).split())
+    assert "Minimum detectable effect" in text
+    await call(
+        real_cluster.custom.create_namespaced_custom_object,
+        API_GROUP,
+        API_VERSION,
+        real_cluster.namespace,
+        PLURAL,
+        experiment("listed"),
+    )
+    header = (await kubectl(real_cluster, tmp_path, "get", "egx")).splitlines()[0].split()
+    assert header[:7] == ["NAME", "ARMS", "FINISHED", "BEST", "DIFFERENCE", "P", "SUCCEEDED"]
