@@ -3,8 +3,8 @@
 Ported from ``crafter/engine.py`` and ``crafter/env.py`` of Crafter 1.8.3 (https://github.com/danijar/crafter),
 Copyright (c) 2021 Danijar Hafner, MIT License.
 
-Material tiles are precomputed per material id and drawn with one gather per frame; creatures are alpha-blended
-with the same float32 arithmetic as Crafter; the inventory strip is cached per inventory. Daylight, night noise
+Material tiles are precomputed per material id; one compiled loop draws them and alpha-blends the creatures with
+the same float32 arithmetic as Crafter; the inventory strip is cached per inventory. Daylight, night noise
 (drawn from ``world.random`` exactly like Crafter) and the sleep tint run in one compiled per-pixel loop that
 repeats Crafter's float64 operations and Pillow's ``ImageEnhance.Color`` integer/float32 arithmetic (grey
 ``L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16``, blend ``(uint8)(grey + alpha * (value - grey))``), and
@@ -12,6 +12,8 @@ writes the frame in its final (transposed) layout.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,28 +82,76 @@ def _light_into(
             out[y0 + j, x0 + i, 2] = np.uint8(lb)
 
 
-class _Sprite:
-    """A creature texture prepared for Crafter's ``_draw_alpha`` blend."""
+@njit(cache=True)
+def _view_into(
+    canvas: Frame,
+    mat_map: npt.NDArray[np.uint8],
+    x0: int,
+    y0: int,
+    tiles: Frame,
+    outside: int,
+    cells: npt.NDArray[np.int64],
+    fronts: npt.NDArray[np.float32],
+    backs: npt.NDArray[np.float32],
+    opaque: Frame,
+    blend: npt.NDArray[np.bool_],
+) -> None:  # pragma: no cover - compiled
+    """Crafter's local view before lighting into ``canvas`` (x, y, rgb): each cell's material tile (``outside``
+    beyond the map), and where ``cells`` names a sprite, that sprite over it with Crafter's float32 alpha blend."""
+    w, h = mat_map.shape
+    ux, uy = tiles.shape[1], tiles.shape[2]
+    for cx in range(cells.shape[0]):
+        for cy in range(cells.shape[1]):
+            x, y = x0 + cx, y0 + cy
+            tile = mat_map[x, y] if 0 <= x < w and 0 <= y < h else outside
+            sprite = cells[cx, cy]
+            for u in range(ux):
+                for v in range(uy):
+                    for c in range(3):
+                        value = tiles[tile, u, v, c]
+                        if sprite >= 0:
+                            if blend[sprite]:
+                                current = np.float32(value) / np.float32(255)
+                                mixed = fronts[sprite, u, v, c] + backs[sprite, u, v, 0] * current
+                                value = np.uint8(np.float32(255) * mixed)
+                            else:
+                                value = opaque[sprite, u, v, c]
+                        canvas[cx * ux + u, cy * uy + v, c] = value
 
-    def __init__(self, texture: npt.NDArray[np.uint8]) -> None:
-        if texture.shape[-1] == 4:
-            alpha = texture[..., 3:].astype(np.float32) / 255
-            rgb = texture[..., :3].astype(np.float32) / 255
-            self.front: npt.NDArray[np.float32] | None = alpha * rgb
-            self.back: npt.NDArray[np.float32] | None = 1 - alpha
-            self.opaque = texture[..., :3]
-        else:
-            self.front = self.back = None
-            self.opaque = texture
 
-    def draw(self, canvas: Frame, x: int, y: int) -> None:
-        w, h = self.opaque.shape[:2]
-        if self.front is None or self.back is None:
-            canvas[x : x + w, y : y + h] = self.opaque
-            return
-        current = canvas[x : x + w, y : y + h].astype(np.float32) / 255
-        blended = self.front + self.back * current
-        canvas[x : x + w, y : y + h] = (255 * blended).astype(np.uint8)
+class _Sprites:
+    """Creature textures by name, stacked for ``_view_into`` and prepared for Crafter's ``_draw_alpha`` blend
+    (``alpha * rgb`` and ``1 - alpha`` in float32, as Crafter computes them)."""
+
+    def __init__(self, textures: engine.Textures, unit: tuple[int, int]) -> None:
+        self._textures, self._unit = textures, unit
+        self.index: dict[str, int] = {}
+        self._parts: tuple[list[npt.NDArray[Any]], ...] = ([], [], [])
+        self._blend: list[bool] = []
+        self.fronts = np.zeros((0, *unit, 3), np.float32)
+        self.backs = np.zeros((0, *unit, 1), np.float32)
+        self.opaque = np.zeros((0, *unit, 3), np.uint8)
+        self.blend = np.zeros(0, np.bool_)
+
+    def __getitem__(self, name: str) -> int:
+        index = self.index.get(name)
+        if index is None:
+            texture = self._textures.get(name, self._unit)
+            fronts, backs, opaque = self._parts
+            if texture.shape[-1] == 4:
+                alpha = texture[..., 3:].astype(np.float32) / 255
+                fronts.append(alpha * (texture[..., :3].astype(np.float32) / 255))
+                backs.append(1 - alpha)
+                self._blend.append(True)
+            else:
+                fronts.append(np.zeros((*self._unit, 3), np.float32))
+                backs.append(np.zeros((*self._unit, 1), np.float32))
+                self._blend.append(False)
+            opaque.append(texture[..., :3])
+            self.fronts, self.backs, self.opaque = np.stack(fronts), np.stack(backs), np.stack(opaque)
+            self.blend = np.array(self._blend, np.bool_)
+            index = self.index[name] = len(self.index)
+        return index
 
 
 class FastRenderer:
@@ -130,7 +180,8 @@ class FastRenderer:
         tiles.append(np.full((*unit, 3), _OUTSIDE_VALUE, np.uint8))
         self._tiles = np.stack(tiles)
         self._outside = len(tiles) - 1
-        self._sprites: dict[str, _Sprite] = {}
+        self._sprites = _Sprites(textures, unit)
+        self._cells = np.full((int(self._grid[0]), int(self._grid[1])), -1, np.int64)
         self._items: dict[tuple[int, ...], Frame] = {}
         shape = (int(self._grid[0] * unit[0]), int(self._grid[1] * unit[1]))
         xs, ys = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]))
@@ -157,26 +208,29 @@ class FastRenderer:
     def _local_view(self, player: objects.Player) -> Frame:
         """The local view before lighting: material tiles and creatures, (x, y, rgb)."""
         world, grid, unit = self._world, self._grid, self._unit
-        x0, y0 = player.pos - self._offset
-        xs = np.arange(x0, x0 + grid[0])
-        ys = np.arange(y0, y0 + grid[1])
-        inside = ((xs >= 0) & (xs < world.area[0]))[:, None] & ((ys >= 0) & (ys < world.area[1]))[None, :]
-        ids = world._mat_map[np.clip(xs, 0, world.area[0] - 1)[:, None], np.clip(ys, 0, world.area[1] - 1)[None, :]]
-        ids = np.where(inside, ids, self._outside)
-        canvas = self._tiles[ids].transpose(0, 2, 1, 3, 4).reshape(grid[0] * unit[0], grid[1] * unit[1], 3)
-        cx0, cy0 = max(int(x0), 0), max(int(y0), 0)
-        region = world._obj_map[cx0 : max(int(x0 + grid[0]), 0), cy0 : max(int(y0 + grid[1]), 0)]
+        x0, y0 = (int(v) for v in player.pos - self._offset)
+        cells = self._cells
+        cells.fill(-1)
+        region = world._obj_map[max(x0, 0) : max(x0 + int(grid[0]), 0), max(y0, 0) : max(y0 + int(grid[1]), 0)]
         for index in region[region > 0].tolist():
             obj = world._objects[index]
-            px, py = obj.pos - (x0, y0)
-            self._sprite(obj.texture).draw(canvas, int(px * unit[0]), int(py * unit[1]))
+            cells[int(obj.pos[0]) - x0, int(obj.pos[1]) - y0] = self._sprites[obj.texture]
+        canvas = np.empty((int(grid[0] * unit[0]), int(grid[1] * unit[1]), 3), np.uint8)
+        sprites = self._sprites
+        _view_into(
+            canvas,
+            world._mat_map,
+            x0,
+            y0,
+            self._tiles,
+            self._outside,
+            cells,
+            sprites.fronts,
+            sprites.backs,
+            sprites.opaque,
+            sprites.blend,
+        )
         return canvas
-
-    def _sprite(self, name: str) -> _Sprite:
-        sprite = self._sprites.get(name)
-        if sprite is None:
-            sprite = self._sprites[name] = _Sprite(self._textures.get(name, self._unit))
-        return sprite
 
     def _inventory(self, inventory: dict[str, int]) -> Frame:
         key = tuple(inventory.values())
