@@ -157,9 +157,10 @@ def comparison_table(status: ExperimentStatus, baseline: str) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in status.arms:
-        ci = f"[{r.ci_low}, {r.ci_high}]" if r.ci_low is not None else "–"
+        ci = f"[{float(r.ci_low):+.2f}, {float(r.ci_high):+.2f}]" if r.ci_low and r.ci_high else "–"
         score = f"{r.score} ± {r.score_std}" if r.score is not None else "–"
-        cells = [r.name, str(r.seeds_finished), score, r.eval_score or "–", r.difference or "–", r.p or "–", ci]
+        diff = f"{float(r.difference):+.2f}" if r.difference is not None else "–"
+        cells = [r.name, str(r.seeds_finished), score, r.eval_score or "–", diff, r.p or "–", ci]
         cells += [r.mde or "–", r.paired_p or "–", ", ".join(r.lost) or "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -187,7 +188,7 @@ def write_report(exp: EnvGenExperiment, d: ExperimentDir) -> ExperimentStatus:
         f"# Experiment `{exp.name}`",
         "",
         f"{len(exp.spec.arms)} arms x {exp.spec.seeds} seeds (from {exp.spec.first_seed}), baseline `{base}`. "
-        f"Every arm trains {exp.spec.template.cycles} cycles x {t.designed_env_steps + t.game_steps:,} steps + "
+        f"Every arm trains {exp.spec.template.cycles} cycle(s) x {t.designed_env_steps + t.game_steps:,} steps + "
         f"{t.final_steps:,} final steps per seed (equal steps). Score = Crafter score over the final phase's "
         "training episodes; eval = the score in the unmodified game on held-out evaluation seeds.",
         "",
