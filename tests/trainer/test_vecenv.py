@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envgen.envconfig import CrafterEnvConfig
-from envgen_trainer.vecenv import EnvSpec, Episode, VecEnv, make_env
+from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig
+from envgen_trainer.vecenv import EnvSpec, Episode, VecEnv, VecEnvError, make_env
 
 
 def test_mixed_configs_autoreset_and_shutdown() -> None:
@@ -75,3 +75,8 @@ def test_rollout_identical_to_stepping_the_envs_in_process() -> None:
             assert episodes == expected_eps
             finished += len(episodes)
     assert finished == 5
+
+
+def test_an_error_in_a_worker_reaches_the_caller() -> None:
+    with pytest.raises(VecEnvError, match="AssertionError"):
+        VecEnv([EnvSpec("crafter", 1, config=HeistEnvConfig())], num_workers=1)
