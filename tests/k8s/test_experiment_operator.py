@@ -80,3 +80,27 @@ async def finish(player: JobPlayer, job: dict[str, Any], score: float) -> None:
         eval_episodes=task.eval_episodes,
     )
     await player.finish(job, 0, metrics.compact())
+
+
+async def test_a_run_name_taken_by_another_run_is_reported(cluster: Cluster, operator: OperatorProcess) -> None:
+    await cluster.create_run("taken-none", {"designer": {"type": "none"}, "resources": {"image": "trainer:test"}})
+    body = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "EnvGenExperiment",
+        "metadata": {"name": "taken"},
+        "spec": {"arms": [{"name": "none", "designer": {"type": "none"}}, {"name": "heuristic"}]},
+    }
+    await call(cluster.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, cluster.namespace, PLURAL, body)
+
+    async def refused() -> dict[str, Any] | None:
+        exp = await call(
+            cluster.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, cluster.namespace, PLURAL, "taken"
+        )
+        conds = {c["type"]: c for c in (exp.get("status") or {}).get("conditions") or []}
+        cond = conds.get("ChildrenCreated")
+        return cond if cond and cond["status"] == "False" else None
+
+    cond = await eventually(refused, 30, "ChildrenCreated=False")
+    assert cond["message"] == "EnvGenRun taken-none exists and does not belong to experiment taken"
+    assert await cluster.run("taken-heuristic") is not None  # the other arm still starts
+    assert "ChildCreateFailed" in {e["reason"] for e in await cluster.events("taken")}

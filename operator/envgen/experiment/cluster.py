@@ -205,9 +205,11 @@ def _reconcile(kube: Kube, namespace: str, name: str) -> None:
         except ChildCreateError as exc:
             refused = str(exc)
             continue
-        if created is not None:
-            runs[exp.run_name(arm.name)] = created
-            kube.event(body, "Normal", "RunCreated", f"arm {arm.name}: EnvGenRun {exp.run_name(arm.name)}")
+        if created is None:  # the name is taken by a run that is not this experiment's
+            refused = f"EnvGenRun {exp.run_name(arm.name)} exists and does not belong to experiment {name}"
+            continue
+        runs[exp.run_name(arm.name)] = created
+        kube.event(body, "Normal", "RunCreated", f"arm {arm.name}: EnvGenRun {exp.run_name(arm.name)}")
     arms: dict[str, Arm] = {}
     phases: dict[str, ArmPhase] = {}
     for arm in exp.spec.arms:
