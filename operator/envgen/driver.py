@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from .engine import (
     LaunchTask,
     LLMOutage,
     Observed,
+    RecordFailure,
     RecordMetrics,
     Reopen,
     RunSummary,
@@ -56,6 +58,9 @@ class Backend(Protocol):
     def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
         """Persist a finished task's metrics durably."""
 
+    def record_failure(self, failure: RecordFailure) -> None:
+        """Persist a failed task's outcome durably (a task observed with ``durable=False``)."""
+
     def finish(self, outcome: Finish, summary: RunSummary) -> None:
         """Mark the run as ended."""
 
@@ -63,9 +68,19 @@ class Backend(Protocol):
         """Show progress (status, terminal, metrics)."""
 
 
-def execute(action: Action, designer: Designer, backend: Backend, observed: Observed, summary: RunSummary) -> None:
-    """Carry out one action (``WaitForLLM`` needs nothing: the adapter waits until its retry time)."""
+def execute(
+    action: Action,
+    designer: Designer,
+    backend: Backend,
+    observed: Observed,
+    summary: RunSummary,
+    before_design: Callable[[], None] | None = None,
+) -> None:
+    """Carry out one action (``WaitForLLM`` needs nothing: the adapter waits until its retry time).
+    ``before_design`` runs before a design is asked for (which may take minutes)."""
     if isinstance(action, DesignEnvs):
+        if before_design is not None:
+            before_design()
         try:
             design = designer.design(action.request)
         except DesignUnavailable as exc:
@@ -85,6 +100,8 @@ def execute(action: Action, designer: Designer, backend: Backend, observed: Obse
         backend.launch(action.task, action.attempt)
     elif isinstance(action, RecordMetrics):
         backend.record_metrics(action.name, action.metrics)
+    elif isinstance(action, RecordFailure):
+        backend.record_failure(action)
     elif isinstance(action, Reopen):
         log.info("reopening the run: %s", action.message)
         backend.reopen(action.message)
@@ -101,14 +118,21 @@ class StepResult:
     summary: RunSummary
 
 
-def step(run: EnvGenRun, designer: Designer, backend: Backend, observed: Observed | None = None) -> StepResult:
+def step(
+    run: EnvGenRun,
+    designer: Designer,
+    backend: Backend,
+    observed: Observed | None = None,
+    before_design: Callable[[], None] | None = None,
+) -> StepResult:
     """One observe -> decide -> act round. No actions means: wait for running tasks. ``observed``: the world as
-    the previous round of the same backend left it (it is not observed again)."""
+    the previous round of the same backend left it (it is not observed again); ``before_design``: see
+    ``execute``."""
     observed = observed or backend.observe()
     actions = decide(run.name, run.spec, observed)
     summary = summarize(run.spec, observed, run.name)
     for action in actions:
-        execute(action, designer, backend, observed, summary)
+        execute(action, designer, backend, observed, summary, before_design)
     if actions:
         observed = backend.observe()
         summary = summarize(run.spec, observed, run.name)

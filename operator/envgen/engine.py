@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -68,6 +68,8 @@ class ObservedTask:
     state: TaskState
     metrics: TrainingMetrics | None = None
     reason: str | None = None  # why it failed, when it did
+    message: str | None = None  # what the failure said (the executor's message, the trainer's error)
+    durable: bool = True  # False: only short-lived objects show how it ended (a finished Job): record it
 
     @property
     def usable(self) -> bool:
@@ -143,6 +145,16 @@ class RecordMetrics:
 
 
 @dataclass(frozen=True)
+class RecordFailure:
+    """Persist a failed task's outcome durably (what showed it, such as a finished Job, may be deleted)."""
+
+    name: str
+    reason: str
+    message: str
+    metrics: TrainingMetrics | None = None
+
+
+@dataclass(frozen=True)
 class WaitForLLM:
     """The LLM endpoint is down: design again at ``retry_at`` (epoch seconds); nothing else to do until then."""
 
@@ -167,7 +179,7 @@ class Finish:
     message: str
 
 
-Action = DesignEnvs | LaunchTask | RecordMetrics | WaitForLLM | Reopen | Finish
+Action = DesignEnvs | LaunchTask | RecordMetrics | RecordFailure | WaitForLLM | Reopen | Finish
 
 
 # ---- the summary every adapter shows ---------------------------------------------------------------------
@@ -180,11 +192,11 @@ class CycleScore(CamelModel):
 
 
 class TaskCounts(CamelModel):
-    """How many training tasks are in each state."""
+    """Training tasks (Jobs in a cluster) by state; succeeded without usable metrics counts as failed."""
 
-    active: int = 0
-    succeeded: int = 0
-    failed: int = 0
+    active: Annotated[int, Field(ge=0)] = 0
+    succeeded: Annotated[int, Field(ge=0)] = 0
+    failed: Annotated[int, Field(ge=0)] = 0
 
 
 class RunSummary(CamelModel):
@@ -285,6 +297,11 @@ def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
         RecordMetrics(t.name, t.metrics)
         for t in observed.tasks
         if t.usable and t.metrics is not None and t.name not in observed.recorded
+    ]
+    actions += [
+        RecordFailure(t.name, t.reason or "Failed", t.message or "", t.metrics)
+        for t in observed.tasks
+        if t.failed and not t.durable
     ]
     finish = _terminal(view)
     if finish:

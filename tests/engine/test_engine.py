@@ -15,6 +15,7 @@ from envgen.engine import (
     LaunchTask,
     Observed,
     ObservedTask,
+    RecordFailure,
     RecordMetrics,
     decide,
     feedback_by_cycle,
@@ -79,6 +80,8 @@ class World:
                 o = replace(o, tasks=(*o.tasks, t))
             elif isinstance(a, RecordMetrics):
                 o = replace(o, recorded=o.recorded | {a.name})
+            elif isinstance(a, RecordFailure):
+                o = replace(o, tasks=tuple(replace(t, durable=True) if t.name == a.name else t for t in o.tasks))
             elif isinstance(a, Finish):
                 o = replace(o, finished=a.outcome)
         self.observed = o
@@ -183,6 +186,21 @@ def test_metrics_with_error_count_as_failure() -> None:
     world.observed = replace(world.observed, tasks=(replace(t, state="succeeded", metrics=metrics(t.name, 1, "boom")),))
     actions = world.tick()
     assert [a.task.name for a in actions] == ["demo-c1-s0-r2"]  # no RecordMetrics for an errored result
+
+
+def test_a_failure_only_short_lived_objects_show_is_recorded_once() -> None:
+    spec = make_spec(maxFailedTasks=5)
+    world = World(spec)
+    world.tick()
+    world.tick()
+    t = world.observed.tasks[0]
+    failed = replace(t, state="failed", reason="BackoffLimitExceeded", message="exit 1", durable=False)
+    world.observed = replace(world.observed, tasks=(failed,))
+    actions = world.tick()
+    assert actions[0] == RecordFailure(t.name, "BackoffLimitExceeded", "exit 1", None)
+    assert [a.task.name for a in actions[1:]] == ["demo-c1-s0-r2"]
+    assert not any(isinstance(a, RecordFailure) for a in world.tick())
+    assert summarize(spec, world.observed).tasks.failed == 1
 
 
 def test_design_failures_count_towards_max_failed() -> None:

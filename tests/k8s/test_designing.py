@@ -113,7 +113,7 @@ async def test_reconciles_share_the_session_and_deletion_closes_it(cluster: Clus
     assert any(c["spec"].get("design") for c in (await cluster.cycles("d1")).values())  # cycle 1 is designed
     run = await cluster.run("d1")
     assert run is not None
-    await asyncio.to_thread(cleanup, cluster.api, ns, "d1", guards, sessions, run["spec"])
+    await asyncio.to_thread(cleanup, cluster.api, ns, "d1", guards, sessions)
     assert sessions.held(ns, "d1") is None and closed(session, sdk)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..contracts import CycleDesign, DesignRequest
@@ -22,17 +21,9 @@ from ..llm.progress import ProgressLog
 from ..spec import DesignerType, EnvGenRun
 from . import metrics
 from .kube import Kube
+from .status import LLMOutcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LLMOutcome:
-    """How the last design request to the LLM went."""
-
-    available: bool
-    reason: str
-    message: str
 
 
 @dataclass
@@ -96,7 +87,6 @@ class RunDesigner:
         self.name: DesignerType = run.spec.designer.type
         self.uses_llm = uses_llm(run.spec.designer)
         self.outcome: LLMOutcome | None = None
-        self.before_llm: Callable[[], None] = lambda: None  # called before each design that asks the LLM
 
     def design(self, request: DesignRequest) -> CycleDesign:
         """Design one cycle; failures are DesignErrors (the engine counts them towards maxFailedTasks)."""
@@ -108,8 +98,6 @@ class RunDesigner:
             raise
         session, progress = self.sessions.get(ns, self.run.metadata.name, self.uid, plan)
         progress.relabel(f"run {ns}/{self.run.metadata.name} cycle {request.cycle}")
-        if self.uses_llm:
-            self.before_llm()
         started = time.monotonic()
         try:
             design = session.design(request)

@@ -23,6 +23,7 @@ from kubernetes import client, config
 from ..experiment import cluster as experiments
 from . import API_GROUP, API_VERSION, FINALIZER, LABEL_RUN, RUNS_PLURAL
 from . import metrics as prom
+from .children import job_finished
 from .designing import DesignerSessions
 from .jobs import default_pod_security
 from .kube import PARALLEL_REQUESTS, RunGone, transient
@@ -169,12 +170,6 @@ def make_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
 def job_event_matters(status: kopf.Status, type: str | None, **_: Any) -> bool:
     """Whether a Job event may change its run's next decision: the Job finished, or it was deleted."""
     return job_finished(status) or type == "DELETED"
-
-
-def job_finished(status: kopf.Status, **_: Any) -> bool:
-    """Whether a Job has ended: its Complete or Failed condition is True."""
-    conditions = status.get("conditions") or []
-    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
 def make_api_client(

@@ -22,10 +22,11 @@ from ..engine import REOPENABLE
 from ..spec import EnvGenRun, SpecError, parse_run
 from . import CYCLES_PLURAL, LABEL_MANAGED_BY, LABEL_RUN, MANAGER, RUNS_PLURAL
 from . import metrics as prom
-from .backend import KubernetesBackend, read_status, snapshot
+from .backend import KubernetesBackend
 from .designing import DesignerSessions, RunDesigner
 from .kube import PARALLEL, ChildCreateError, Kube
 from .status import FAILED, INVALID_SPEC, RUNNING, SUCCEEDED, condition, ended, now, set_condition
+from .writer import read_status, snapshot
 
 log = logging.getLogger(__name__)
 CLEANUP_WAIT_SECONDS = 60.0
@@ -143,7 +144,6 @@ def _reconcile(
     backend = KubernetesBackend(
         kube, body, run, designer, cancelled, (lists[0].result(), lists[1].result()) if lists else None
     )
-    designer.before_llm = backend.flush
     try:
         retry = _rounds(run, designer, backend, sessions, cancelled)
     finally:
@@ -162,7 +162,8 @@ def _rounds(
     observed = None
     for _ in range(ROUNDS):
         try:
-            result = step(run, designer, backend, observed)
+            # the status and Events are written before the LLM is asked (which may take minutes)
+            result = step(run, designer, backend, observed, backend.flush if designer.uses_llm else None)
         except ChildCreateError as exc:
             log.warning("run %s/%s: %s", namespace, name, exc)
             backend.child_create_failed(exc)

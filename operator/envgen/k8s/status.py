@@ -8,11 +8,12 @@ decimal strings, as Kubernetes API conventions ask.
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..engine import Finish, RunSummary, score_text
+from ..engine import Finish, RunSummary, TaskCounts, score_text
 from ..models import CamelModel
 from ..spec import EnvGenRunSpec
 
@@ -28,6 +29,15 @@ CHILDREN_CREATED = "ChildrenCreated"  # False while the API refuses to create a 
 QUEUED = "Queued"  # True while a Job waits for admission by its queue (Kueue)
 PODS_CREATED = "PodsCreated"  # False while the API refuses a Job's Pods (admission, quota)
 MAX_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class LLMOutcome:
+    """How the last design request to the LLM went (the LLMAvailable condition shows it)."""
+
+    available: bool
+    reason: str
+    message: str
 
 
 class Condition(CamelModel):
@@ -55,14 +65,6 @@ class CycleScoreStatus(CamelModel):
     cycle: Count
     phase: Literal["cycle", "final"] = "cycle"
     score: Decimal | None = None
-
-
-class JobCounts(CamelModel):
-    """Training Jobs by state (a succeeded Job without metrics counts as failed)."""
-
-    active: Count = 0
-    succeeded: Count = 0
-    failed: Count = 0
 
 
 class LLMStatus(CamelModel):
@@ -94,7 +96,7 @@ class RunStatus(CamelModel):
     current_cycle: Count | None = None
     total_cycles: Count | None = None
     cycles_completed: Count = 0
-    jobs: JobCounts = Field(default_factory=JobCounts)
+    jobs: TaskCounts = Field(default_factory=TaskCounts)
     design_failures: Count = 0
     score: Decimal | None = None  # the latest cycle's (or the final phase's) score
     best_cycle: Count | None = None
@@ -167,7 +169,7 @@ def progress_status(
             "current_cycle": summary.current_cycle,
             "total_cycles": summary.total_cycles,
             "cycles_completed": summary.cycles_completed,
-            "jobs": JobCounts(**summary.tasks.model_dump()),
+            "jobs": summary.tasks,
             "design_failures": summary.design_failures,
             "score": scores[-1].score if scores else None,
             "best_cycle": summary.best_cycle,
@@ -234,14 +236,48 @@ def ended(status: RunStatus) -> Literal["Succeeded", "Failed"] | None:
     return None
 
 
-def pods_created_conditions(conditions: list[Condition], blocked: dict[str, str], generation: int) -> list[Condition]:
-    """PodsCreated: False with the API's reason while Jobs get no Pods (``blocked``: Job name -> the refusal),
-    True again once none is refused; absent while no Job was ever refused."""
+def child_conditions(
+    conditions: list[Condition],
+    generation: int,
+    queue: str | None,
+    queued: list[str],
+    blocked: dict[str, str],
+) -> list[Condition]:
+    """The conditions about a run's children after a reconcile that created all it had to: ChildrenCreated back
+    to True after a refusal; Queued while Jobs wait for ``queue`` to admit them; PodsCreated while the API
+    refuses Jobs' Pods (``blocked``: Job name -> the refusal), True again once none is refused."""
+    conds = conditions
+    refused = condition(conds, CHILDREN_CREATED)
+    if refused is not None and refused.status == "False":
+        conds = set_condition(conds, CHILDREN_CREATED, "True", "Created", "every child was created", generation)
+    if queued and queue:
+        message = f"{len(queued)} Job(s) wait for admission by queue {queue}: {', '.join(queued[:8])}"
+        conds = set_condition(conds, QUEUED, "True", "WaitingForAdmission", message, generation)
+    elif condition(conds, QUEUED) is not None:
+        conds = set_condition(conds, QUEUED, "False", "Admitted", "no Job waits for admission", generation)
     if blocked:
         names = sorted(blocked)
         message = "; ".join(f"{n}: {blocked[n]}" for n in names[:4])
-        message = f"{len(names)} Job(s) get no Pods: {message}"[:MAX_MESSAGE]
-        return set_condition(conditions, PODS_CREATED, "False", "FailedCreate", message, generation)
-    if condition(conditions, PODS_CREATED) is not None:
-        return set_condition(conditions, PODS_CREATED, "True", "Created", "every Job's Pods were created", generation)
+        message = f"{len(names)} Job(s) get no Pods: {message}"
+        conds = set_condition(conds, PODS_CREATED, "False", "FailedCreate", message, generation)
+    elif condition(conds, PODS_CREATED) is not None:
+        conds = set_condition(conds, PODS_CREATED, "True", "Created", "every Job's Pods were created", generation)
+    return conds
+
+
+def llm_conditions(
+    conditions: list[Condition], generation: int, summary: RunSummary, outcome: LLMOutcome | None
+) -> list[Condition]:
+    """LLMAvailable of a run whose designer calls an LLM: False with the next try during an outage, else how
+    the last request went (``outcome``), Unknown before the first."""
+    if summary.llm_retry_at is not None:
+        message = f"{summary.llm_reason}; next try at {timestamp(summary.llm_retry_at)}"
+        return set_condition(conditions, LLM_AVAILABLE, "False", "Unavailable", message, generation)
+    if outcome is not None:
+        status: ConditionStatus = "True" if outcome.available else "False"
+        return set_condition(conditions, LLM_AVAILABLE, status, outcome.reason, outcome.message, generation)
+    if condition(conditions, LLM_AVAILABLE) is None:
+        return set_condition(
+            conditions, LLM_AVAILABLE, "Unknown", "NotCalledYet", "no design requested yet", generation
+        )
     return conditions
