@@ -19,7 +19,17 @@ from pydantic import ValidationError
 from .. import atomic
 from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
 from ..cores import TORCH_THREADS_ENV, share_of_cores
-from ..engine import Finish, LLMOutage, Observed, ObservedTask, RunSummary, TaskState, failure_count, unusable
+from ..engine import (
+    Finish,
+    LLMOutage,
+    Observed,
+    ObservedTask,
+    RecordFailure,
+    RunSummary,
+    TaskState,
+    failure_count,
+    unusable,
+)
 from ..processes import die_with_parent
 from .rundir import RunDir, read_json, write_json
 
@@ -167,6 +177,9 @@ class LocalBackend:
 
     def record_metrics(self, name: str, metrics: TrainingMetrics) -> None:
         write_json(self.dir.metrics / f"{name}.json", metrics)
+
+    def record_failure(self, failure: RecordFailure) -> None:
+        """Never asked: a local task's outcome is durable in its folder (exit code, output) from the start."""
 
     def finish(self, outcome: Finish, summary: RunSummary) -> None:
         doc = {
