@@ -258,6 +258,19 @@ async def test_the_apiserver_refuses_the_invalid_experiments(real_cluster: Clust
         real_cluster.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, real_cluster.namespace, PLURAL
     )
     assert listed["items"] == []
+    # what the model takes, the CRD takes: a share as an integer or a quoted decimal
+    good = experiment("shares")
+    good["spec"]["arms"] += [{"name": "all", "designedShare": 1}, {"name": "most", "designedShare": "0.75"}]
+    created = await call(
+        real_cluster.custom.create_namespaced_custom_object,
+        API_GROUP,
+        API_VERSION,
+        real_cluster.namespace,
+        PLURAL,
+        good,
+        field_validation="Strict",
+    )
+    assert [a.get("designedShare") for a in created["spec"]["arms"]] == [None, None, 1, "0.75"]
 
 
 async def _when(value: Any, ok: Any) -> Any:

@@ -313,7 +313,9 @@ def experiment_spec_schema() -> Schema:
         )
     fields = EnvGenExperimentSpec.model_fields
     defaults = {fields[f].alias or f: fields[f].default for f in ("baseline", "seeds", "first_seed")}
-    return _Walker(EnvGenExperimentSpec, defaults=defaults, rules=rules, list_maps={"arms": ["name"]}).walk()
+    walker = _Walker(EnvGenExperimentSpec, defaults=defaults, rules=rules, list_maps={"arms": ["name"]})
+    walker.decimals.add("arms[].designedShare")  # optional, so _decimal_paths does not see its DecimalString
+    return walker.walk()
 
 
 def experiment_crd() -> Schema:
