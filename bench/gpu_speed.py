@@ -15,7 +15,7 @@ import time
 import torch
 
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO
+from envgen_trainer.ppo import PPO, PPOArgs
 from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 
@@ -38,7 +38,7 @@ def main() -> None:
         minibatches=args.minibatches,
         device=args.device,
     )
-    agent = PPO(spec, 17)
+    agent = PPO(PPOArgs.from_spec(spec), 17)
     params = sum(p.numel() for p in agent.net.parameters())
     with VecEnv([EnvSpec("crafter", i) for i in range(args.envs)], args.workers) as vec:
         agent.train(vec, args.envs * args.rollout, lambda ep: None, lambda s: None)  # warm-up iteration

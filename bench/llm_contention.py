@@ -44,15 +44,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 def train_forever(steps_file: Path) -> None:
     """The training process: PPO on Crafter until killed, writing its cumulative env steps after each iteration."""
+    from envgen.cores import env_workers
     from envgen.spec import AgentSpec
-    from envgen_trainer.ppo import PPO
-    from envgen_trainer.runner import num_workers
+    from envgen_trainer.ppo import PPO, PPOArgs
     from envgen_trainer.vecenv import EnvSpec, VecEnv
 
     spec = AgentSpec(num_envs=8, rollout_steps=128, epochs=3, minibatches=4, device="cpu")
-    agent = PPO(spec, 17)
+    agent = PPO(PPOArgs.from_spec(spec), 17)
     done = 0
-    with VecEnv([EnvSpec("crafter", i) for i in range(spec.num_envs)], num_workers(spec.num_envs)) as vec:
+    with VecEnv([EnvSpec("crafter", i) for i in range(spec.num_envs)], env_workers(spec.num_envs)) as vec:
         while True:
             done += agent.train(vec, spec.num_envs * spec.rollout_steps, lambda ep: None, lambda s: None)
             tmp = steps_file.with_suffix(".tmp")

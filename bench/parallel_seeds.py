@@ -19,7 +19,7 @@ import time
 
 from envgen.cores import TORCH_THREADS_ENV, usable_cores
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO
+from envgen_trainer.ppo import PPO, PPOArgs
 from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 SPEC = {"num_envs": 8, "rollout_steps": 512, "epochs": 3, "minibatches": 8, "device": "cpu"}
@@ -28,7 +28,7 @@ SPEC = {"num_envs": 8, "rollout_steps": 512, "epochs": 3, "minibatches": 8, "dev
 def one_trainer(steps: int, seed: int) -> float:
     """Env-steps/s of one trainer (after one warm-up iteration)."""
     spec = AgentSpec(**SPEC)
-    agent = PPO(spec, 17)
+    agent = PPO(PPOArgs.from_spec(spec), 17)
     with VecEnv([EnvSpec("crafter", seed * 100 + i) for i in range(spec.num_envs)], 2) as vec:
         agent.train(vec, spec.num_envs * spec.rollout_steps, lambda ep: None, lambda s: None)
         start = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO
+from envgen_trainer.ppo import PPO, PPOArgs
 from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 
@@ -26,7 +26,7 @@ def ours(stock: bool, args: argparse.Namespace) -> float:
     spec = AgentSpec(
         num_envs=args.envs, rollout_steps=args.rollout, epochs=args.epochs, minibatches=args.minibatches, device="cpu"
     )
-    agent = PPO(spec, 17)
+    agent = PPO(PPOArgs.from_spec(spec), 17)
     with VecEnv([EnvSpec("crafter", i, stock=stock) for i in range(args.envs)], min(2, os.cpu_count() or 1)) as vec:
         agent.train(vec, args.envs * args.rollout, lambda ep: None, lambda s: None)  # warm-up iteration
         start = time.perf_counter()

@@ -23,6 +23,10 @@ EXIT_RUNTIME_ERROR = 1
 EXIT_INVALID_TASK = 2
 EXIT_CHECKPOINT_ERROR = 3
 
+# The trainer's in-task checkpoint, in the task's outputDir: a task started again with the same outputDir (a Pod
+# retried after a disruption, a local run resumed) continues from it instead of from checkpointIn.
+RESUME_CHECKPOINT = "resume.pt"
+
 
 # ---- engine -> trainer -----------------------------------------------------------------------------------
 class WeightedEnv(CamelModel):
@@ -38,7 +42,10 @@ class TrainingTask(CamelModel):
 
     Steps run in order: ``designedEnvSteps`` in ``envs`` (all at once), then ``gameSteps`` in the unmodified
     game, then ``evalRuns`` x ``evalEpisodes`` evaluation episodes in the unmodified game.
-    Paths are the backend's (a run directory, or the checkpoint volume's mount).
+    Paths are the backend's (a run directory, or the checkpoint volume's mount). While it trains, the trainer
+    keeps a resumable checkpoint in ``outputDir`` (:data:`RESUME_CHECKPOINT`), written every
+    ``resumeEverySeconds`` and every ``resumeEveryUpdates`` PPO updates (0 turns either off) and at the end of
+    each training phase.
     """
 
     run: Annotated[str, Field(min_length=1, max_length=63)]
@@ -57,6 +64,8 @@ class TrainingTask(CamelModel):
     checkpoint_out: str
     output_dir: str
     termination_message_path: str = "/dev/termination-log"
+    resume_every_seconds: Annotated[int, Field(ge=0)] = 300
+    resume_every_updates: Annotated[int, Field(ge=0)] = 0
 
 
 # ---- trainer -> engine -----------------------------------------------------------------------------------
@@ -75,6 +84,18 @@ class EnvResult(CamelModel):
     success: dict[str, float] = Field(default_factory=dict)
     score: float | None = None
     reward_mean: float | None = None
+
+
+class UpdateStats(CamelModel):
+    """PPO update statistics of a task, each the mean over its updates (CleanRL's ``losses/*``)."""
+
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    old_approx_kl: float  # mean of -log(ratio)
+    approx_kl: float  # mean of (ratio - 1) - log(ratio), the lower-variance estimator
+    clipfrac: float  # share of probability ratios outside 1 +- clipCoef
+    explained_variance: float | None = None  # of the returns by the value predictions; None when returns never vary
 
 
 class TrainingMetrics(CamelModel):
@@ -100,7 +121,9 @@ class TrainingMetrics(CamelModel):
     train_success: dict[str, float] = Field(default_factory=dict)  # over real-game training episodes
     train_score: float | None = None
     per_env: list[EnvResult] = Field(default_factory=list)
+    updates: UpdateStats | None = None  # over this task's PPO updates (None: it trained no steps)
     device: str | None = None
+    resumed_from_step: int | None = None  # set when the task continued from its in-task checkpoint at this step
     error: str | None = None
     exit_code: int | None = None
 

@@ -1,11 +1,18 @@
-"""PPO's value loss: clipped around the old value (CleanRL) or the plain squared error (stable-baselines3)."""
+"""PPO's settings under CleanRL's names, the statistics CleanRL logs, and the value loss: clipped around the old
+value (CleanRL) or the plain squared error (stable-baselines3)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import pytest
 import torch
 
+from envgen.contracts import UpdateStats
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO
+from envgen_trainer.ppo import PPO, PPOArgs
 
 
 def value_moved(clip_value_loss: bool) -> float:
@@ -22,7 +29,7 @@ def value_moved(clip_value_loss: bool) -> float:
         clip_value_loss=clip_value_loss,
         device="cpu",
     )
-    agent = PPO(spec, num_actions=17)
+    agent = PPO(PPOArgs.from_spec(spec), num_actions=17)
     obs = torch.randint(0, 255, (32, 64, 64, 3), dtype=torch.uint8)
     with torch.no_grad():
         actions, logp, _, old = agent.net.act(obs)
@@ -36,3 +43,62 @@ def test_a_clipped_value_loss_holds_the_value_near_the_old_one() -> None:
     clipped, plain = value_moved(True), value_moved(False)
     assert plain > 4.0  # the plain squared error pulls the value most of the way to the returns
     assert clipped < plain / 3  # clipped at clipCoef 0.2 (Adam's momentum carries it a little past)
+
+
+# a valid value other than the default for each spec.agent field (numEnvs*rolloutSteps stays divisible)
+OTHER = {
+    "network": "impala",
+    "device": "cpu",
+    "learningRate": "1e-3",
+    "numEnvs": 16,
+    "rolloutSteps": 256,
+    "epochs": 5,
+    "minibatches": 4,
+    "gamma": "0.9",
+    "gaeLambda": "0.7",
+    "clipCoef": "0.1",
+    "clipValueLoss": False,
+    "entropyCoef": "0.02",
+    "valueCoef": "0.4",
+    "maxGradNorm": "0.4",
+}
+
+
+def readme_mapping() -> dict[str, str]:
+    """The README's table of ``spec.agent`` names and CleanRL (``PPOArgs``) names."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    table = text[text.index("**PPO settings.**") :].split("\n\n")[1]
+    pairs = re.findall(r"\| `(\w+)` \| `(\w+)`", table)
+    return dict(pairs)
+
+
+def test_the_spec_maps_onto_cleanrl_names_as_the_readme_says() -> None:
+    """Each spec field sets the PPOArgs field the README's table names, and every field is in the table."""
+    mapping = readme_mapping()
+    assert set(mapping) == {f.alias for f in AgentSpec.model_fields.values()} == set(OTHER)
+    assert sorted(mapping.values()) == sorted(f.name for f in fields(PPOArgs))
+    default = asdict(PPOArgs.from_spec(AgentSpec()))
+    for name, value in OTHER.items():
+        changed = asdict(PPOArgs.from_spec(AgentSpec.model_validate({name: value})))
+        assert [k for k in default if changed[k] != default[k]] == [mapping[name]], name
+    args = PPOArgs.from_spec(AgentSpec.model_validate({"entropyCoef": "0.02", "rolloutSteps": 256}))
+    assert args.ent_coef == 0.02 and args.num_steps == 256
+
+
+def test_an_update_reports_what_cleanrl_logs() -> None:
+    torch.manual_seed(0)
+    spec = AgentSpec(num_envs=1, rollout_steps=32, epochs=2, minibatches=2, learning_rate="1e-2", device="cpu")
+    agent = PPO(PPOArgs.from_spec(spec), num_actions=17)
+    obs = torch.randint(0, 255, (32, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        actions, logp, _, values = agent.net.act(obs)
+    advantages = torch.randn(32)
+    # returns the values predict up to a constant: all of their variance is explained
+    stats = agent._update(obs, actions, logp, advantages, values + 5.0, values)
+    assert set(stats) == set(UpdateStats.model_fields)
+    assert stats["explained_variance"] == pytest.approx(1.0)
+    # a large learning rate moves the policy: some ratios leave 1 +- clip_coef, and both KL estimates are positive
+    assert 0.0 < stats["clipfrac"] <= 1.0 and stats["approx_kl"] > 0.0 and stats["old_approx_kl"] > 0.0
+    # values that predict nothing explain nothing; returns that never vary have no variance to explain
+    assert agent._update(obs, actions, logp, advantages, values, torch.zeros(32))["explained_variance"] == 0.0
+    assert "explained_variance" not in agent._update(obs, actions, logp, advantages, torch.zeros(32), values)

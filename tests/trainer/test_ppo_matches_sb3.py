@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from bench.science import sb3
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO
+from envgen_trainer.ppo import PPO, PPOArgs
 
 N_ENVS, N_STEPS, EPOCHS = 2, 8, 3  # the project's 3 epochs; one minibatch of all 16 steps each
 OBS_SHAPE, N_ACTIONS = (64, 64, 3), 17
@@ -116,7 +116,7 @@ def our_agent(model: SB3PPO, *, clip_value_loss: bool, value_coef: str) -> PPO:
         max_grad_norm=str(model.max_grad_norm),
         device="cpu",
     )
-    agent = PPO(spec, num_actions=N_ACTIONS)
+    agent = PPO(PPOArgs.from_spec(spec), num_actions=N_ACTIONS)
     agent.net.load_state_dict(sb3_params(model))
     return agent
 
@@ -237,7 +237,7 @@ def update_gap(*, clip_value_loss: bool, value_coef: str, epochs: int = EPOCHS) 
 def test_the_networks_are_initialised_alike() -> None:
     """Orthogonal weights (all singular values = the gain) and zero biases, layer for layer, in both."""
     model = sb3_model()
-    agent = PPO(AgentSpec(network="nature", device="cpu"), num_actions=N_ACTIONS)
+    agent = PPO(PPOArgs.from_spec(AgentSpec(network="nature", device="cpu")), num_actions=N_ACTIONS)
     ours = our_params(agent)
     theirs = sb3_params(model)
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}

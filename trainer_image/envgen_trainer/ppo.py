@@ -1,7 +1,9 @@
 """PPO in the style of CleanRL's ``ppo_atari.py``: rollout, GAE, clipped policy/value loss, entropy bonus.
 
-The agent keeps its step counters across tasks (they are checkpointed). On CPU, torch uses one thread while
-the env workers run the rollout and all threads for the update.
+The settings are :class:`PPOArgs`, under CleanRL's names; :meth:`PPOArgs.from_spec` maps the run spec's ``agent``
+onto them. Each update reports what CleanRL logs (``losses/*``). The agent keeps its step counters across tasks
+(they are checkpointed). On CPU, torch uses one thread while the env workers run the rollout and all threads for
+the update.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,6 +30,64 @@ def pick_device(wanted: str) -> torch.device:
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(wanted)
+
+
+@dataclass(frozen=True)
+class PPOArgs:
+    """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network`` and
+    ``device``). Not configurable, as in CleanRL's defaults unless noted: advantages normalised per minibatch
+    (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant (CleanRL anneals it)."""
+
+    network: Literal["nature", "impala"]
+    """the policy network: nature (the CNN of Mnih et al.) or impala (the residual CNN of Espeholt et al.)"""
+    device: Literal["auto", "cpu", "cuda"]
+    """where the agent trains: auto (a GPU when there is one), cpu or cuda"""
+    learning_rate: float
+    """the learning rate of the optimizer"""
+    num_envs: int
+    """the number of parallel game environments"""
+    num_steps: int
+    """the number of steps to run in each environment per policy rollout"""
+    update_epochs: int
+    """the K epochs to update the policy"""
+    num_minibatches: int
+    """the number of mini-batches"""
+    gamma: float
+    """the discount factor gamma"""
+    gae_lambda: float
+    """the lambda for the general advantage estimation"""
+    clip_coef: float
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool
+    """whether to use a clipped loss for the value function, as per the paper (false: stable-baselines3's plain
+    squared error)"""
+    ent_coef: float
+    """coefficient of the entropy"""
+    vf_coef: float
+    """coefficient of the value function"""
+    max_grad_norm: float
+    """the maximum norm for the gradient clipping"""
+
+    @classmethod
+    def from_spec(cls, spec: AgentSpec) -> PPOArgs:
+        """The run spec's ``agent`` (camelCase, decimals as strings) as the trainer's settings: the one mapping
+        (README: "PPO settings")."""
+        return cls(
+            network=spec.network,
+            device=spec.device,
+            learning_rate=as_float(spec.learning_rate),
+            num_envs=spec.num_envs,
+            num_steps=spec.rollout_steps,
+            update_epochs=spec.epochs,
+            num_minibatches=spec.minibatches,
+            gamma=as_float(spec.gamma),
+            gae_lambda=as_float(spec.gae_lambda),
+            clip_coef=as_float(spec.clip_coef),
+            clip_vloss=spec.clip_value_loss,
+            ent_coef=as_float(spec.entropy_coef),
+            vf_coef=as_float(spec.value_coef),
+            max_grad_norm=as_float(spec.max_grad_norm),
+        )
 
 
 @dataclass
@@ -50,18 +111,12 @@ class IterationStats:
 class PPO:
     """An actor-critic agent with its optimizer and counters."""
 
-    def __init__(self, spec: AgentSpec, num_actions: int, device: torch.device | None = None) -> None:
-        self.spec = spec
-        self.device = device or pick_device(spec.device)
-        self.net = ActorCritic(spec.network, num_actions).to(self.device)
-        self.optimizer = optim.Adam(self.net.parameters(), lr=as_float(spec.learning_rate), eps=1e-5)
+    def __init__(self, args: PPOArgs, num_actions: int, device: torch.device | None = None) -> None:
+        self.args = args
+        self.device = device or pick_device(args.device)
+        self.net = ActorCritic(args.network, num_actions).to(self.device)
+        self.optimizer = optim.Adam(self.net.parameters(), lr=args.learning_rate, eps=1e-5)
         self.counters = Counters()
-        self.gamma = as_float(spec.gamma)
-        self.gae_lambda = as_float(spec.gae_lambda)
-        self.clip = as_float(spec.clip_coef)
-        self.ent_coef = as_float(spec.entropy_coef)
-        self.vf_coef = as_float(spec.value_coef)
-        self.max_grad_norm = as_float(spec.max_grad_norm)
         self._update_threads = torch_threads()
 
     def _threads(self, n: int) -> None:
@@ -83,7 +138,7 @@ class PPO:
         on_iteration: Callable[[IterationStats], None],
     ) -> int:
         """Run PPO for about ``steps`` env steps (whole env batches); returns the steps done."""
-        num_envs, horizon = vec.num_envs, self.spec.rollout_steps
+        num_envs, horizon = vec.num_envs, self.args.num_steps
         obs_np = vec.reset()
         next_obs = torch.as_tensor(obs_np, device=self.device)
         next_done = torch.zeros(num_envs, device=self.device)
@@ -147,8 +202,8 @@ class PPO:
                 nonterminal, nxt = 1.0 - next_done, next_value
             else:
                 nonterminal, nxt = 1.0 - dones[t + 1], values[t + 1]
-            delta = rewards[t] + self.gamma * nxt * nonterminal - values[t]
-            last = delta + self.gamma * self.gae_lambda * nonterminal * last
+            delta = rewards[t] + self.args.gamma * nxt * nonterminal - values[t]
+            last = delta + self.args.gamma * self.args.gae_lambda * nonterminal * last
             advantages[t] = last
         return advantages
 
@@ -161,32 +216,43 @@ class PPO:
         returns: torch.Tensor,
         old_values: torch.Tensor,
     ) -> dict[str, float]:
+        """One PPO update on a rollout; returns CleanRL's ``losses/*`` statistics (means over the minibatches):
+        policy_loss, value_loss, entropy, old_approx_kl, approx_kl, clipfrac (the share of ratios clipped) and
+        explained_variance (of the returns by the rollout's values; absent when the returns do not vary)."""
+        args, clip = self.args, self.args.clip_coef
         batch = obs.shape[0]
-        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": []}
-        for _ in range(self.spec.epochs):
+        names = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac")
+        stats: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(args.update_epochs):
             order = torch.randperm(batch, device=self.device)
-            for idx in torch.tensor_split(order, min(self.spec.minibatches, batch)):
+            for idx in torch.tensor_split(order, min(args.num_minibatches, batch)):
                 _, logp, entropy, value = self.net.act(obs[idx], actions[idx])
                 log_ratio = logp - old_logp[idx]
                 ratio = log_ratio.exp()
                 adv = advantages[idx]
                 if adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - self.clip, 1 + self.clip)).mean()
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
                 v_loss = 0.5 * (value - returns[idx]) ** 2
-                if self.spec.clip_value_loss:
-                    clipped = old_values[idx] + (value - old_values[idx]).clamp(-self.clip, self.clip)
+                if args.clip_vloss:
+                    clipped = old_values[idx] + (value - old_values[idx]).clamp(-clip, clip)
                     v_loss = torch.max(v_loss, 0.5 * (clipped - returns[idx]) ** 2)
                 v_loss = v_loss.mean()
                 ent = entropy.mean()
-                loss = pg_loss - self.ent_coef * ent + self.vf_coef * v_loss
+                loss = pg_loss - args.ent_coef * ent + args.vf_coef * v_loss
                 self.optimizer.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), self.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.net.parameters(), args.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
+                    stats["old_approx_kl"].append(float((-log_ratio).mean()))
                     stats["approx_kl"].append(float(((ratio - 1) - log_ratio).mean()))
+                    stats["clipfrac"].append(float(((ratio - 1).abs() > clip).float().mean()))
                 stats["policy_loss"].append(pg_loss.item())
                 stats["value_loss"].append(v_loss.item())
                 stats["entropy"].append(ent.item())
-        return {k: float(np.mean(v)) for k, v in stats.items()}
+        result = {k: float(np.mean(v)) for k, v in stats.items()}
+        variance = float(returns.var(unbiased=False))
+        if variance > 0:
+            result["explained_variance"] = 1.0 - float((returns - old_values).var(unbiased=False)) / variance
+        return result

@@ -17,7 +17,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from .. import atomic
-from ..contracts import CycleDesign, TrainingMetrics, TrainingTask
+from ..contracts import RESUME_CHECKPOINT, CycleDesign, TrainingMetrics, TrainingTask
 from ..cores import TORCH_THREADS_ENV, share_of_cores
 from ..engine import (
     Finish,
@@ -224,16 +224,32 @@ class LocalBackend:
         self.processes.clear()
 
     def discard_interrupted(self) -> list[str]:
-        """Remove task folders whose process ended without an exit code (the runner was killed); the engine
-        then launches them again under the same name. Finished tasks are never touched."""
+        """Clear task folders whose process ended without an exit code (the runner was killed); the engine
+        then launches them again under the same name. A task's resumable checkpoint is kept (with its log and
+        TensorBoard scalars), so the relaunched trainer continues inside the task. Finished tasks are never
+        touched."""
         removed = []
         for name in self._task_names():
             folder = self.dir.task(name)
             if name not in self.processes and not (folder / "exit-code").exists():
                 _kill_orphan(folder)
-                shutil.rmtree(folder, ignore_errors=True)
+                if (folder / RESUME_CHECKPOINT).exists():
+                    for path in folder.iterdir():
+                        if path.is_dir() and path.name not in _KEPT_ON_RESUME:
+                            shutil.rmtree(path)
+                        elif path.name not in _KEPT_ON_RESUME:
+                            path.unlink()
+                else:
+                    shutil.rmtree(folder, ignore_errors=True)
                 removed.append(name)
         return removed
+
+    def resumable(self, name: str) -> bool:
+        """Whether a task left a resumable checkpoint (its relaunch continues inside the task)."""
+        return (self.dir.task(name) / RESUME_CHECKPOINT).exists()
+
+
+_KEPT_ON_RESUME = frozenset({RESUME_CHECKPOINT, "train.log", "tb"})
 
 
 def _read_text(path: Path) -> str | None:

@@ -8,6 +8,7 @@
   designs/c<k>.failed-<n>.json a failed design attempt
   tasks/<task>/task.json       the training task; the trainer writes metrics.json, progress.json, tb/ here
   tasks/<task>/exit-code       written when the process ended on its own
+  tasks/<task>/resume.pt       the trainer's resumable checkpoint while the task trains (kept when interrupted)
   tasks/<task>/train.log       the trainer's output
   metrics/<task>.json          recorded metrics of finished tasks
   checkpoints/s<seed>/c<k>.pt  the agent after cycle k (final.pt after the final phase)

@@ -140,7 +140,12 @@ def run_local(
             reason = ended.get("reason")
             print(f"this run failed ({reason}); add --retry to continue it from its last good state")
     if resumed:
-        progress.note(f"resuming: restarting interrupted task(s) {', '.join(resumed)}")
+        inside = [name for name in resumed if backend.resumable(name)]
+        restarted = [name for name in resumed if name not in inside]
+        if inside:
+            progress.note(f"resuming: continuing interrupted task(s) {', '.join(inside)} from their last checkpoint")
+        if restarted:
+            progress.note(f"resuming: restarting interrupted task(s) {', '.join(restarted)}")
     designer = LocalDesigner(run, rundir, progress)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
