@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository
 from bench.science import report, sb3  # noqa: E402
 from bench.science import run as bench  # noqa: E402
 from envgen.achievements import ACHIEVEMENTS, crafter_score  # noqa: E402
+from envgen.experiment import report as rep  # noqa: E402
 
 
 def test_crafter_wrapper_has_gymnasium_signatures_and_records_the_episode() -> None:
@@ -190,10 +191,10 @@ def test_report_row_and_sb3_lines_use_measured_sb3_from_two_seeds(
     arms = report.load("smoke")
     assert list(arms) == ["ppo-250k", sb3.SB3_ARM]
     lines = report._significance(arms)
-    expected = report._difference([4.1, 4.3, 3.9], [5.0, 4.6])[0]
+    expected = rep.difference([4.1, 4.3, 3.9], [5.0, 4.6])[0]
     assert lines[0] == f"- ppo-250k vs SB3 PPO (measured here, 2 seeds: 5.00, 4.60): {expected}."
     assert lines[1].startswith(f"- {sb3.SB3_ARM} vs the issue's SB3 run (4.3, 4.9): +0.20 points")
-    row = report._row(sb3.SB3_ARM, arms[sb3.SB3_ARM])
+    row = rep.results_row(sb3.SB3_ARM, arms[sb3.SB3_ARM], [report.PAPER[sb3.SB3_ARM]])
     assert row.startswith(f"| {sb3.SB3_ARM} | 2 | 4.80 ± 0.28 | – | – | 0 | 0 | 0 | 100 | finished | SB3 PPO 4.3")
     summary = report.summary("smoke", arms)["arms"][sb3.SB3_ARM]
     assert summary == {
