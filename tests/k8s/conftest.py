@@ -38,12 +38,6 @@ EVERYWHERE = os.environ.get("ENVGEN_TEST_KUBECONFIG")  # every cluster test on t
 NAMESPACE_PREFIX = "envgen-test-"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "real_server: needs a real Kubernetes API server (see tests/k8s/control_plane.py)"
-    )
-
-
 @dataclass
 class RealServer:
     """A real API server for the session, with the current CRDs installed."""

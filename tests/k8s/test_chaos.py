@@ -26,7 +26,8 @@ from .faults import FAULT_KINDS, FaultPlan, FaultyEmulator, Replicas, injected_s
 from .harness import Cluster, JobPlayer
 from .test_operator import small_spec
 
-pytestmark = pytest.mark.timeout(360)  # a backstop only: each scenario has its own, shorter deadline
+# each scenario takes minutes (not in `make test-fast`); the timeout is a backstop, each has a shorter deadline
+pytestmark = [pytest.mark.slow(minutes=3), pytest.mark.timeout(360)]
 
 CYCLES = 3
 SEEDS = 2

@@ -7,15 +7,11 @@ grows past 16 KiB. Latency, reconcile time and memory are reported, not asserted
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-from .harness import Cluster
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is a folder of scripts, not a package
 from bench.operator_load import STATUS_LIMIT, measure
+
+from .harness import Cluster
 
 pytestmark = pytest.mark.real_server
 

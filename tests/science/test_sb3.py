@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.science import cli, report, sb3
+from bench.science import run as bench
+from envgen.achievements import ACHIEVEMENTS, crafter_score
+from envgen.experiment import report as rep
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository root, not an installed package
-from bench.science import report, sb3  # noqa: E402
-from bench.science import run as bench  # noqa: E402
-from envgen.achievements import ACHIEVEMENTS, crafter_score  # noqa: E402
-from envgen.experiment import report as rep  # noqa: E402
 
 
 def test_crafter_wrapper_has_gymnasium_signatures_and_records_the_episode() -> None:
@@ -158,7 +158,7 @@ def test_reference_sb3_without_sb3_names_the_fix(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     monkeypatch.setattr(bench.signal, "signal", lambda *a: None)
     with pytest.raises(SystemExit, match=r"scripts/setup.sh"):
-        bench.main(["run", "--profile", "smoke", "--reference", "sb3", "--seeds", "1"])
+        cli.main(["run", "--profile", "smoke", "--reference", "sb3", "--seeds", "1"])
 
 
 def _write(folder: Path, arm: str, scores: list[float], sb3_result: bool = False) -> None:

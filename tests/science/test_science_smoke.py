@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.science import report
+from bench.science import run as bench
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # bench/ is a folder of scripts at the repository root, not an installed package
-from bench.science import report  # noqa: E402
-from bench.science import run as bench  # noqa: E402
 
 
 @pytest.mark.parametrize("profile", sorted(bench.PROFILES))

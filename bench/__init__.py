@@ -1,0 +1,1 @@
+"""The benchmarks: speed (``bench/*.py``) and the science benchmark (``python -m bench.science``)."""
