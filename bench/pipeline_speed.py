@@ -61,10 +61,18 @@ def _vec_us(envs: int, workers: int, steps: int) -> float:
 
 def _agent(args: argparse.Namespace) -> Any:
     from envgen.spec import AgentSpec
-    from envgen_trainer.ppo import PPO, PPOArgs
+    from envgen_trainer import ppo
 
-    spec = AgentSpec(num_envs=args.envs, rollout_steps=args.rollout, epochs=3, minibatches=4, device="cpu")
-    return PPO(PPOArgs.from_spec(spec), 17)
+    spec = AgentSpec(
+        network=args.network,
+        num_envs=args.envs,
+        rollout_steps=args.rollout,
+        epochs=args.epochs,
+        minibatches=args.minibatches,
+        device=args.device,
+    )
+    ppo_args = getattr(ppo, "PPOArgs", None)  # the PPO settings of newer checkouts; older ones take the spec
+    return ppo.PPO(ppo_args.from_spec(spec) if ppo_args is not None else spec, 17)
 
 
 def _inference_us(args: argparse.Namespace) -> float:
