@@ -72,7 +72,8 @@ def _agent(args: argparse.Namespace) -> Any:
         device=args.device,
     )
     ppo_args = getattr(ppo, "PPOArgs", None)  # the PPO settings of newer checkouts; older ones take the spec
-    return ppo.PPO(ppo_args.from_spec(spec) if ppo_args is not None else spec, 17)
+    settings: Any = ppo_args.from_spec(spec) if ppo_args is not None else spec
+    return ppo.PPO(settings, 17)
 
 
 def _inference_us(args: argparse.Namespace) -> float:
