@@ -129,8 +129,8 @@ def step(
     the previous round of the same backend left it (it is not observed again); ``before_design``: see
     ``execute``."""
     observed = observed or backend.observe()
-    actions = decide(run.name, run.spec, observed)
-    summary = summarize(run.spec, observed, run.name)
+    summary = summarize(run.spec, observed, run.name)  # once per world observed
+    actions = decide(run.name, run.spec, observed, summary)
     for action in actions:
         execute(action, designer, backend, observed, summary, before_design)
     if actions:

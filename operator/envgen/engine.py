@@ -285,12 +285,14 @@ def failure_count(observed: Observed) -> int:
     return sum(1 for t in observed.tasks if t.failed) + observed.design_failures
 
 
-def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
-    """The next actions for a run, in the order they should be carried out."""
+def decide(run: str, spec: EnvGenRunSpec, observed: Observed, summary: RunSummary | None = None) -> list[Action]:
+    """The next actions for a run, in the order they should be carried out. ``summary``: ``summarize`` of the
+    same world, when the caller has it (computed here otherwise)."""
     view = _View(spec, observed)
+    summary = summary or _summarize(view, run)
     if observed.finished:
         reopenable = observed.finished == "Failed" and observed.finished_reason in REOPENABLE
-        if reopenable and _terminal(view) is None:
+        if reopenable and _terminal(view, summary) is None:
             return [Reopen(f"{observed.finished_reason} no longer holds; continuing")]
         return []
     actions: list[Action] = [
@@ -303,7 +305,7 @@ def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
         for t in observed.tasks
         if t.failed and not t.durable
     ]
-    finish = _terminal(view)
+    finish = _terminal(view, summary)
     if finish:
         return [*actions, finish]
     if spec.suspend:
@@ -311,8 +313,8 @@ def decide(run: str, spec: EnvGenRunSpec, observed: Observed) -> list[Action]:
     return actions + _next_work(run, view)
 
 
-def _terminal(view: _View) -> Finish | None:
-    spec, summary = view.spec, _summarize(view)
+def _terminal(view: _View, summary: RunSummary) -> Finish | None:
+    spec = view.spec
     if spec.objective.goal_score is not None:
         goal = as_float(spec.objective.goal_score)
         reached = [s for s in summary.scores if s.score is not None and s.score >= goal]
