@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from envgen.contracts import RESUME_CHECKPOINT, TrainingMetrics, TrainingTask
+from envgen.contracts import EXIT_RUNTIME_ERROR, RESUME_CHECKPOINT, TrainingMetrics, TrainingTask
 from envgen.engine import Observed, build_task
 from envgen.local.backend import LocalBackend
 from envgen.local.rundir import RunDir
@@ -127,6 +127,27 @@ def test_a_killed_task_resumes_with_the_bookkeeping_of_an_uninterrupted_one(
     assert [e.episodes for e in cut.per_env] == [e.episodes for e in whole.per_env] == [UPDATES * 2]
     assert _counters(tmp_path / "cut.pt") == _counters(tmp_path / "whole.pt")
     assert _counters(tmp_path / "cut.pt")["iterations"] == UPDATES + 1
+
+
+@pytest.mark.slow(minutes=1)
+def test_sigterm_saves_at_the_end_of_the_update_and_the_task_resumes_there(tmp_path: Path) -> None:
+    """SIGTERM (an evicted Pod, the local runner stopping) to the trainer alone: with no cadence set, the
+    checkpoint it leaves is the one written at the end of the update under way."""
+    doc = {**_task(tmp_path, "term"), "resumeEveryUpdates": 0, "designedEnvSteps": 3 * UPDATE, "gameSteps": 0}
+    stopped = _start(tmp_path, doc)
+    progress = tmp_path / "term" / "progress.json"
+    deadline = time.monotonic() + 120
+    while stopped.poll() is None and time.monotonic() < deadline:
+        if progress.exists() and json.loads(progress.read_text())["steps"] > 0:
+            break
+        time.sleep(0.01)
+    stopped.send_signal(signal.SIGTERM)
+    output, _ = stopped.communicate(timeout=120)
+    assert stopped.returncode == EXIT_RUNTIME_ERROR and "stopped by SIGTERM" in output, output
+    at = torch.load(tmp_path / "term" / RESUME_CHECKPOINT, weights_only=True)["progress"]["steps"]
+    assert at in (UPDATE, 2 * UPDATE)
+    metrics = run_task(TrainingTask.model_validate(doc))
+    assert metrics.resumed_from_step == at and metrics.steps == metrics.global_step == 3 * UPDATE
 
 
 def test_only_the_task_that_wrote_a_checkpoint_resumes_it(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from envgen.contracts import (
 from envgen.models import describe_validation_error
 
 from .checkpoint import CheckpointError
-from .runner import InvalidTask, run_task
+from .runner import InvalidTask, Stopped, run_task
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         code, reason = EXIT_CHECKPOINT_ERROR, str(exc)
     except KeyboardInterrupt:
         code, reason = EXIT_RUNTIME_ERROR, "interrupted"
+    except Stopped as exc:
+        code, reason = EXIT_RUNTIME_ERROR, str(exc)
     except Exception as exc:
         code, reason = EXIT_RUNTIME_ERROR, f"{type(exc).__name__}: {exc}"
     else:

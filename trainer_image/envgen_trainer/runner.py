@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,9 +86,14 @@ def fingerprint(task: TrainingTask) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+class Stopped(RuntimeError):
+    """SIGTERM stopped the task; it saved its resumable checkpoint at the end of the update under way."""
+
+
 class _Resume:
     """The task's progress and its resumable checkpoint: written every ``resumeEverySeconds`` and every
-    ``resumeEveryUpdates`` updates (see ``TrainingTask``) and when a phase ends."""
+    ``resumeEveryUpdates`` updates (see ``TrainingTask``), when a phase ends, and when SIGTERM (a Pod's eviction,
+    the local runner stopping) asks the task to stop: then at the end of the update under way."""
 
     def __init__(self, task: TrainingTask, agent: PPO, progress: TaskProgress) -> None:
         self.path = Path(task.output_dir) / RESUME_CHECKPOINT
@@ -95,6 +102,11 @@ class _Resume:
         self.started = self.saved = time.monotonic()
         self.wall_before = progress.wall_seconds
         self.since_save = 0
+        self.stop_requested = False
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        """The SIGTERM handler while the task trains."""
+        self.stop_requested = True
 
     def wall_seconds(self) -> float:
         """Wall time of this task: earlier attempts up to their last checkpoint, plus this one."""
@@ -104,8 +116,10 @@ class _Resume:
         self.since_save += 1
         due_updates = self.every_updates and self.since_save >= self.every_updates
         due_time = self.every_seconds and time.monotonic() - self.saved >= self.every_seconds
-        if due_updates or due_time:
+        if due_updates or due_time or self.stop_requested:
             self.save()
+        if self.stop_requested:
+            raise Stopped(f"stopped by SIGTERM at step {self.progress.steps}; it resumes from {self.path}")
 
     def save(self) -> None:
         self.progress.wall_seconds = self.wall_seconds()
@@ -207,7 +221,7 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     progress = _Progress(out, task.designed_env_steps + task.game_steps, agent, resumed_from is not None)
     progress.write(PHASES[min(state.phase, 1)] if task.designed_env_steps else "game", state.steps, 0.0)
 
-    # a phase resumed inside gets new env seeds: its envs start afresh, not replaying the phase's first episodes
+    # a task resumed inside a phase gets new env seeds: its envs start afresh, not replaying the first episodes
     offset = 7919 * state.phase_steps
     designed: list[EnvSpec] = []
     for env, count in zip(task.envs, split_slots(task.envs, task.agent.num_envs), strict=True):
@@ -217,13 +231,19 @@ def run_task(task: TrainingTask) -> TrainingMetrics:
     game_envs = [
         EnvSpec(task.game, _seed(task, 5000 + i + offset), "game", real_game) for i in range(task.agent.num_envs)
     ]
-    for index, (specs, steps) in enumerate(((designed, task.designed_env_steps), (game_envs, task.game_steps))):
-        if index < state.phase:
-            continue
-        _train_phase(agent, specs, steps, progress, resume)
-        state.phase, state.phase_steps = index + 1, 0
-        if steps > 0:
-            resume.save()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, resume.request_stop) if main_thread else None
+    try:
+        for index, (specs, steps) in enumerate(((designed, task.designed_env_steps), (game_envs, task.game_steps))):
+            if index < state.phase:
+                continue
+            _train_phase(agent, specs, steps, progress, resume)
+            state.phase, state.phase_steps = index + 1, 0
+            if steps > 0:
+                resume.save()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     designed_eps, game_eps = state.episodes
     train_steps = state.steps
     checkpoint.save(agent, task.checkpoint_out)

@@ -33,6 +33,8 @@ from ..engine import (
 from ..processes import die_with_parent
 from .rundir import RunDir, read_json, write_json
 
+STOP_SECONDS = 10  # how long stopped trainers may take to save their resumable checkpoint
+
 
 @dataclass
 class _Process:
@@ -209,17 +211,19 @@ class LocalBackend:
         return ended
 
     def stop_all(self) -> None:
-        """Stop running trainers (Ctrl-C); their tasks are relaunched on resume."""
+        """Stop running trainers (Ctrl-C); their tasks are relaunched on resume. SIGTERM goes to the trainer alone,
+        which saves its resumable checkpoint at the end of the update under way (its env workers must live till
+        then); whatever is left after ``STOP_SECONDS`` is killed."""
         for proc in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.popen.pid, signal.SIGTERM)
-        deadline = time.time() + 10
+                os.kill(proc.popen.pid, signal.SIGTERM)
+        deadline = time.time() + STOP_SECONDS
         for proc in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)  # the trainer if it is still running, and its workers
+            proc.popen.wait()
             proc.log.close()
         self.processes.clear()
 
