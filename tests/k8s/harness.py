@@ -263,13 +263,16 @@ class JobPlayer:
         await call(c.core.patch_namespaced_pod_status, pod_name, c.namespace, {"status": status})
         return dict(pod)
 
-    async def succeed(self, job: dict[str, Any], score: float = 10.0) -> TrainingMetrics:
+    async def succeed(
+        self, job: dict[str, Any], score: float = 10.0, train_score: float | None = None
+    ) -> TrainingMetrics:
         """Finish a Job with metrics made from the model (operator behaviour is under test, not training)."""
         task = self.task(job)
         metrics = TrainingMetrics.for_task(
             task,
             steps=task.designed_env_steps + task.game_steps,
             score=score,
+            train_score=train_score,
             success={"collect_wood": SkillStat(mean=80.0), "place_table": SkillStat(mean=20.0)},
             eval_episodes=task.eval_episodes,
         )

@@ -1,5 +1,5 @@
-"""Monitoring checked by the real thing: a real Prometheus scrapes the operator through a run on a real API server,
-and every expression of the Grafana dashboard (its variables' queries too) returns series from it."""
+"""Monitoring checked by the real thing: a real Prometheus scrapes the operator through a run and an experiment on
+a real API server, and every expression of the Grafana dashboard (its variables' queries too) returns series."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ import pytest
 import yaml
 from llm.stub import crafter_answer, free_port, streamed
 
+from envgen.experiment.model import PLURAL as EXPERIMENTS
+from envgen.k8s import API_GROUP, API_VERSION, LABEL_SEED
 from envgen.k8s.metrics import REGISTRY, serve
 
-from .harness import Cluster, JobPlayer, OperatorProcess, eventually
+from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
 from .test_llm_outage import Endpoint, llm_spec
 
 pytestmark = pytest.mark.real_server
@@ -115,6 +117,46 @@ def dashboard_queries(namespace: str, run: str) -> list[str]:
     return exprs
 
 
+def experiment(name: str) -> dict[str, Any]:
+    """A two-arm experiment of tiny runs (its gauges feed the dashboard's Experiments row)."""
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "EnvGenExperiment",
+        "metadata": {"name": name},
+        "spec": {
+            "seeds": 2,
+            "template": {
+                "designer": {"type": "heuristic"},
+                "cycles": 1,
+                "envsPerCycle": 2,
+                "training": {"designedEnvSteps": 64, "gameSteps": 64, "finalSteps": 64, "evalEpisodes": 1},
+            },
+            "arms": [{"name": "none", "designer": {"type": "none"}}, {"name": "heuristic"}],
+        },
+    }
+
+
+TRAIN_SCORES = {"none": (5.0, 6.0), "heuristic": (7.0, 9.0)}  # per arm and seed
+
+
+async def play_experiment(c: Cluster, player: JobPlayer, name: str) -> None:
+    """Finish every Job of the experiment's arm runs until the experiment has Succeeded."""
+    played: set[str] = set()
+
+    async def succeeded() -> bool:
+        for arm, scores in TRAIN_SCORES.items():
+            for job_name, job in sorted((await c.jobs(f"{name}-{arm}")).items()):
+                if job_name not in played:
+                    played.add(job_name)
+                    seed = int(job["metadata"]["labels"][LABEL_SEED])
+                    await player.succeed(job, score=scores[seed], train_score=scores[seed])
+        body = await call(c.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, c.namespace, EXPERIMENTS, name)
+        conds = (body.get("status") or {}).get("conditions") or []
+        return any(x["type"] == "Succeeded" and x["status"] == "True" for x in conds)
+
+    await eventually(succeeded, 240, f"experiment {name} Succeeded")
+
+
 async def test_every_dashboard_expression_returns_series_from_a_real_prometheus(
     real_cluster: Cluster, prometheus: Prometheus
 ) -> None:
@@ -135,6 +177,9 @@ async def test_every_dashboard_expression_returns_series_from_a_real_prometheus(
         jobs = await c.wait_jobs("mon", {"mon-final-s0"}, timeout=60)
         await player.succeed(jobs["mon-final-s0"])
         await c.wait_condition("mon", "Succeeded", timeout=60)
+        body = experiment("exp")
+        await call(c.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, c.namespace, EXPERIMENTS, body)
+        await play_experiment(c, player, "exp")
     finally:
         await op.stop()
         stub.close()
@@ -154,4 +199,4 @@ async def test_every_dashboard_expression_returns_series_from_a_real_prometheus(
     assert not empty, f"dashboard expressions without series: {empty}"
     namespaces = prometheus.get("/api/v1/label/namespace/values", **{"match[]": "envgen_run_info"})
     runs = prometheus.get("/api/v1/label/name/values", **{"match[]": f'envgen_run_info{{namespace=~"{ns}"}}'})
-    assert ns in namespaces and runs == ["mon"]
+    assert ns in namespaces and runs == ["exp-heuristic", "exp-none", "mon"]
