@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envgen.achievements import ACHIEVEMENTS, crafter_score
 from envgen.contracts import EXIT_CHECKPOINT_ERROR, EXIT_INVALID_TASK, TrainingTask
@@ -83,7 +84,12 @@ def test_two_tasks_continue_from_checkpoint(tmp_path: Path) -> None:
     assert compact["globalStep"] == 192 and "error" not in compact
     progress = json.loads((tmp_path / "c1" / "progress.json").read_text())
     assert progress["phase"] == "eval" and progress["totalSteps"] == 192
-    assert any((tmp_path / "c1" / "tb").iterdir())
+    # what CleanRL logs: per update in TensorBoard, the task's means in its metrics
+    updates = metrics["updates"]
+    assert {"approxKl", "clipfrac", "explainedVariance", "policyLoss", "valueLoss", "entropy"} <= set(updates)
+    assert 0.0 <= updates["clipfrac"] <= 1.0
+    tags = EventAccumulator(str(tmp_path / "c1" / "tb")).Reload().Tags()["scalars"]
+    assert {"losses/clipfrac", "losses/approx_kl", "losses/explained_variance", "charts/SPS"} <= set(tags)
 
     second = TrainingTask.model_validate(
         _task(

@@ -152,14 +152,14 @@ def test_sigterm_saves_at_the_end_of_the_update_and_the_task_resumes_there(tmp_p
 
 def test_only_the_task_that_wrote_a_checkpoint_resumes_it(tmp_path: Path) -> None:
     """Another task (another fingerprint) starts from its beginning; the writer gets agent and progress back."""
-    spec = PPOArgs.from_spec(AgentSpec(device="cpu"))
-    writer = PPO(spec, 17)
+    args = PPOArgs.from_spec(AgentSpec(device="cpu"))
+    writer = PPO(args, 17)
     writer.counters.global_step = 96
     episode = Episode(1, "meadow", 1.5, 16, ("collect_wood",))
     checkpoint.save(
         writer, tmp_path / RESUME_CHECKPOINT, TaskProgress("a", phase=1, steps=96, episodes=[[episode], []])
     )
-    other = PPO(spec, 17)
+    other = PPO(args, 17)
     assert checkpoint.load_progress(other, tmp_path / RESUME_CHECKPOINT, "b") is None
     assert other.counters.global_step == 0
     progress = checkpoint.load_progress(other, tmp_path / RESUME_CHECKPOINT, "a")
