@@ -8,9 +8,9 @@ code had but never offered the LLM (mobs near the start, peaceful mode, pre-plac
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PlainValidator, SerializeAsAny
 
 from .models import StrictModel
 
@@ -41,6 +41,20 @@ TOOLS: tuple[str, ...] = (
     "stone_sword",
     "iron_sword",
 )
+
+
+class GameConfig(StrictModel):
+    """The base of every game's env config: ``game`` names the game (``envgen.games``) and selects the model.
+
+    A game's model narrows ``game`` to its name (``Literal["crafter"] = "crafter"``), so its default instance is
+    the unmodified game.
+    """
+
+    game: str = ""
+
+    def findings(self) -> list[Finding]:
+        """World-logic checks of the config (none unless the game has some)."""
+        return []
 
 
 class CrafterEnvironmentSettings(StrictModel):
@@ -96,7 +110,7 @@ class CrafterWorldSettings(StrictModel):
     cow_spawn_percent: Percent = 100
 
 
-class CrafterEnvConfig(StrictModel):
+class CrafterEnvConfig(GameConfig):
     """One Crafter environment. ``CrafterEnvConfig()`` is stock Crafter."""
 
     game: Literal["crafter"] = "crafter"
@@ -104,12 +118,15 @@ class CrafterEnvConfig(StrictModel):
     inventory_settings: CrafterInventorySettings = Field(default_factory=CrafterInventorySettings)
     world_settings: CrafterWorldSettings = Field(default_factory=CrafterWorldSettings)
 
+    def findings(self) -> list[Finding]:
+        return check_crafter(self)
+
 
 HeistMode = Literal["easy", "hard", "memory"]
 WORLD_DIM: dict[HeistMode, int] = {"easy": 9, "hard": 13, "memory": 23}
 
 
-class HeistEnvConfig(StrictModel):
+class HeistEnvConfig(GameConfig):
     """One Heist environment: a distribution mode and, optionally, the maze size and key count to select."""
 
     game: Literal["heist"] = "heist"
@@ -121,8 +138,18 @@ class HeistEnvConfig(StrictModel):
         """True when the config is the standard distribution of its mode."""
         return self.num_keys is None and self.maze_size is None
 
+    def findings(self) -> list[Finding]:
+        return check_heist(self)
 
-EnvConfig = Annotated[CrafterEnvConfig | HeistEnvConfig, Field(discriminator="game")]
+
+def _registered_config(value: Any) -> GameConfig:
+    from .games.base import registered_config  # the registry imports this module: looked up when validating
+
+    return registered_config(value)
+
+
+EnvConfig = Annotated[SerializeAsAny[GameConfig], PlainValidator(_registered_config)]
+"""Any registered game's env config, told apart by its ``game`` field."""
 
 
 class DesignedEnv(StrictModel):
@@ -225,6 +252,6 @@ def check_heist(cfg: HeistEnvConfig) -> list[Finding]:
     return found
 
 
-def check(cfg: CrafterEnvConfig | HeistEnvConfig) -> list[Finding]:
+def check(cfg: GameConfig) -> list[Finding]:
     """Semantic findings for any env config."""
-    return check_crafter(cfg) if isinstance(cfg, CrafterEnvConfig) else check_heist(cfg)
+    return cfg.findings()

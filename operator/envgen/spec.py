@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from . import safeyaml
-from .games import GameName
+from .games import GAMES, GameName
 from .models import CamelModel, DecimalString, as_float, describe_validation_error
 
 DesignerType = Literal["llm", "fixed", "easy-to-hard", "adversarial", "heuristic", "learning-progress", "none"]
@@ -355,7 +355,7 @@ class EnvGenRunSpec(SpecModel):
 
     game: GameName = Field(
         default="crafter",
-        description=f"The game the agent learns and is evaluated in: {' or '.join(get_args(GameName))}.",
+        description=f"The game the agent learns and is evaluated in: {' or '.join(GAMES)}.",
     )
     designer: DesignerSpec = Field(default_factory=DesignerSpec, description="Who writes the training environments.")
     llm: LLMSpec = Field(default_factory=LLMSpec, description="The LLM endpoint the llm and fixed designers ask.")

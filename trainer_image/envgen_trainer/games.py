@@ -1,17 +1,21 @@
 """The trainer's side of each game: how to build its environments, keyed by the names of ``envgen.games``.
 
-Adding a game means its env module here (the old gym interface of ``vecenv.GymLikeEnv``) and one entry below.
-Env modules are imported when an env is built, inside the vector env's workers.
+A built-in game has its env module here (the old gym interface of ``vecenv.GymLikeEnv``) and one entry below;
+another package's game is found through its ``envgen.games`` entry point (its module's ``TRAINER_GAME``), or
+registered with :func:`register`. Env modules are imported when an env is built, inside the vector env's workers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig
-from envgen.games import ConfigModel
+from envgen.games import ENTRY_POINT_GROUP, ConfigModel
 
 if TYPE_CHECKING:
     from .vecenv import GymLikeEnv
@@ -57,18 +61,31 @@ def _heist_game(designed: Sequence[ConfigModel]) -> HeistEnvConfig:
     return HeistEnvConfig(distribution_mode=modes[0] if modes else "easy")
 
 
-TRAINER_GAMES: Mapping[str, TrainerGame] = {
+_GAMES: dict[str, TrainerGame] = {
     g.name: g
     for g in (
         TrainerGame("crafter", (64, 64, 3), _crafter, _crafter_stock, lambda designed: None),
         TrainerGame("heist", (64, 64, 3), _heist, _heist, _heist_game),
     )
 }
+TRAINER_GAMES: Mapping[str, TrainerGame] = MappingProxyType(_GAMES)
+
+
+def register(game: TrainerGame) -> TrainerGame:
+    """Add a game's trainer side (again with the same one: nothing changes); returns it."""
+    if _GAMES.get(game.name, game) is not game:
+        raise ValueError(f"a different trainer game named {game.name!r} is registered already")
+    _GAMES[game.name] = game
+    return game
 
 
 def trainer_game(name: str) -> TrainerGame:
-    """The trainer's side of a game by name (KeyError names the known games)."""
+    """The trainer's side of a game by name, looked up in the ``envgen.games`` entry points when not registered
+    (KeyError names the known games)."""
+    if name not in _GAMES:
+        for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+            register(import_module(ep.value).TRAINER_GAME)
     try:
-        return TRAINER_GAMES[name]
+        return _GAMES[name]
     except KeyError:
-        raise KeyError(f"unknown game {name!r}; known: {', '.join(TRAINER_GAMES)}") from None
+        raise KeyError(f"unknown game {name!r}; known: {', '.join(_GAMES)}") from None

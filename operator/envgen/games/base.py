@@ -2,14 +2,95 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Annotated, Any, Literal
 
-from ..envconfig import CrafterEnvConfig, DesignedEnv, HeistEnvConfig
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
-GameName = Literal["crafter", "heist"]
-ConfigModel = CrafterEnvConfig | HeistEnvConfig
+from ..envconfig import DesignedEnv, GameConfig
+
+ENTRY_POINT_GROUP = "envgen.games"
+_REGISTRY: dict[str, Game] = {}
+_discovered = False
+
+
+def register(game: Game) -> Game:
+    """Add a game to the registry (again with the same descriptor: nothing changes); returns it."""
+    known = _REGISTRY.get(game.name)
+    if known is not None and known is not game:
+        raise ValueError(f"a different game named {game.name!r} is registered already")
+    if not issubclass(game.config_model, GameConfig):
+        raise TypeError(f"game {game.name!r}: its config model must derive from envgen.envconfig.GameConfig")
+    _REGISTRY[game.name] = game
+    return game
+
+
+def registry() -> Mapping[str, Game]:
+    """Every registered game by name, in registration order: the one list of games. The first call also
+    registers other packages' games: each entry point of the group ``envgen.games`` names a module with ``GAME``."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            register(import_module(ep.value).GAME)
+    return _REGISTRY
+
+
+def one_of(names: Iterable[str]) -> str:
+    """``'crafter' or 'heist'`` (pydantic's wording for the values a field allows)."""
+    quoted = [repr(n) for n in names]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+class _Registered:
+    """Pydantic hooks of :data:`GameName`: a registered game's name (JSON schema: an enum of them, for the CRD)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(_registered_name)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"enum": list(registry()), "type": "string"}
+
+
+def _registered_name(value: Any) -> str:
+    games = registry()
+    if not isinstance(value, str) or value not in games:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": one_of(games)})
+    return value
+
+
+GameName = Annotated[str, _Registered()]
+"""The name of a registered game; anything else is an error listing the registered ones."""
+ConfigModel = GameConfig
+
+
+class _Named(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    game: GameName
+
+
+def registered_config(value: Any) -> GameConfig:
+    """An env config, validated by the config model of the registered game its ``game`` field names."""
+    if isinstance(value, GameConfig):  # validated by its model already; a game's module builds its catalogue
+        known = registry().get(value.game)  # before the game is registered
+        if known is None or isinstance(value, known.config_model):
+            return value
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        raise PydanticCustomError("model_type", "Input should be a mapping")
+    name = _Named.model_validate({k: v for k, v in value.items() if k == "game"}).game
+    return registry()[name].config_model.model_validate(value)
+
 
 # Seeds given to game engines are reduced modulo this (the largest value procgen and numpy accept everywhere).
 SEED_MODULUS = 2**31 - 1
