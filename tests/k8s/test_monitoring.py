@@ -24,7 +24,7 @@ from envgen.k8s.metrics import REGISTRY, serve
 from .harness import Cluster, JobPlayer, OperatorProcess, call, eventually
 from .test_llm_outage import Endpoint, llm_spec
 
-pytestmark = pytest.mark.real_server
+pytestmark = [pytest.mark.real_server, pytest.mark.slow(minutes=2)]  # a run and an experiment, scraped
 
 PROMETHEUS = shutil.which("prometheus")
 DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "envgen-operator" / "dashboards" / "envgen-operator.json"
