@@ -2,7 +2,9 @@
 
 - env: the trainer's Crafter env stepped in one process (random actions, resets included);
 - pipeline: what the vector env adds, 1 worker x N envs stepping random actions, minus env;
-- stepping: the vector env with ``--workers`` workers (random actions, no inference), wall time per env-step;
+- stepping: the vector env with ``--workers`` workers (random actions, no inference), wall time per env-step,
+  and main_cpu: the main process's CPU time per env-step meanwhile (the pipeline's share in the learner's
+  process; CPU time, so the least disturbed by a busy machine);
 - inference: the policy on a batch of N frames as the rollout runs it (frames to the device, actions back; one
   torch thread on CPU);
 - update: PPO's update, from ``PPO.train`` (iteration time minus its ``rollout_seconds``), and the end-to-end
@@ -44,7 +46,7 @@ def _env_us(steps: int) -> float:
     return (time.perf_counter() - start) / steps * 1e6
 
 
-def _vec_us(envs: int, workers: int, steps: int) -> float:
+def _vec_us(envs: int, workers: int, steps: int) -> tuple[float, float]:
     from envgen_trainer.vecenv import EnvSpec, VecEnv
 
     rng = np.random.default_rng(0)
@@ -53,10 +55,11 @@ def _vec_us(envs: int, workers: int, steps: int) -> float:
         for _ in range(10):
             vec.step(rng.integers(17, size=envs))
         batches = max(1, steps // envs)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(batches):
             vec.step(rng.integers(17, size=envs))
-        return (time.perf_counter() - start) / (batches * envs) * 1e6
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return wall / (batches * envs) * 1e6, cpu / (batches * envs) * 1e6
 
 
 def _agent(args: argparse.Namespace) -> Any:
@@ -109,14 +112,12 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """One round of every measurement in this process."""
     env = _env_us(args.steps // 2)
-    one_worker = _vec_us(args.envs, 1, args.steps // 2)
-    result: dict[str, Any] = {
-        "env_us": env,
-        "pipeline_us": one_worker - env,
-        "stepping_us": _vec_us(args.envs, args.workers, args.steps),
-        "inference_us": _inference_us(args),
-        **_train(args),
-    }
+    one_worker, _ = _vec_us(args.envs, 1, args.steps // 2)
+    stepping, main_cpu = _vec_us(args.envs, args.workers, args.steps)
+    result: dict[str, Any] = {"env_us": env, "pipeline_us": one_worker - env, "main_cpu_us": main_cpu}
+    result["stepping_us"] = stepping
+    if not args.skip_train:
+        result |= {"inference_us": _inference_us(args), **_train(args)}
     import envgen_trainer
 
     result["tree"] = str(Path(envgen_trainer.__file__).parents[2])
@@ -136,6 +137,7 @@ def _subprocess(args: argparse.Namespace, tree: Path | None) -> dict[str, Any]:
         "--json",
         *(f"--{k}={getattr(args, k)}" for k in _FORWARDED),
     ]
+    cmd += ["--skip-train"] if args.skip_train else []
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", type=Path, help="another checkout to measure side by side")
     parser.add_argument("--json", action="store_true", help="one round in this process, one JSON line")
+    parser.add_argument("--skip-train", action="store_true", help="env and pipeline only (no inference, update)")
     args = parser.parse_args()
     if args.json:
         print(json.dumps(measure(args)))
@@ -165,7 +168,8 @@ def main() -> None:
         for name, tree in trees.items():
             rounds[name].append(_subprocess(args, tree))
             print(f"round {r} {name}: {json.dumps(rounds[name][-1])}", flush=True)
-    keys = ["env_us", "pipeline_us", "stepping_us", "inference_us", "rollout_us", "update_us", "sps"]
+    keys = ["env_us", "pipeline_us", "main_cpu_us", "stepping_us", "inference_us", "rollout_us", "update_us", "sps"]
+    keys = [k for k in keys if k in rounds["this"][0]]
     median = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in rounds.items()}
     print("\nmedians per env-step (us), end-to-end env-steps/s" + (" (this / against)" if args.against else ""))
     for k in keys:
