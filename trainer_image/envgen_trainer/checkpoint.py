@@ -129,9 +129,11 @@ def save(agent: PPO, path: str | os.PathLike[str], progress: TaskProgress | None
         torch.save(doc, fh)
 
 
-def _read(agent: PPO, path: str | os.PathLike[str]) -> dict[str, Any]:
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's document with every tensor on the CPU: the RNG states must be CPU tensors, and loading the
+    weights and the optimizer state moves them to the agent's device."""
     try:
-        doc = torch.load(path, map_location=agent.device, weights_only=True)
+        doc = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except Exception as exc:
@@ -143,7 +145,7 @@ def _read(agent: PPO, path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load(agent: PPO, path: str | os.PathLike[str]) -> None:
     """Restore weights, optimizer, counters and RNG states into ``agent``; raise CheckpointError if unusable."""
-    _restore(agent, _read(agent, path), path)
+    _restore(agent, _read(path), path)
 
 
 def load_progress(agent: PPO, path: str | os.PathLike[str], task: str) -> TaskProgress | None:
@@ -155,7 +157,7 @@ def load_progress(agent: PPO, path: str | os.PathLike[str], task: str) -> TaskPr
     if not Path(path).exists():
         return None
     try:
-        doc = _read(agent, path)
+        doc = _read(path)
         progress = TaskProgress.from_doc(doc["progress"])
     except (CheckpointError, KeyError, TypeError, ValueError) as exc:
         print(f"envgen-train: ignoring resumable checkpoint {path}: {exc}", file=sys.stderr)
