@@ -199,7 +199,8 @@ class TrainingSpec(SpecModel):
 
 
 class AgentSpec(SpecModel):
-    """PPO settings (CleanRL names). Decimals are strings."""
+    """The settings of CleanRL's ``ppo_atari.py`` PPO under the spec's own names (the trainer's ``PPOArgs`` maps
+    them onto CleanRL's; README: "PPO settings"). Decimals are strings."""
 
     network: Literal["nature", "impala"] = Field(
         default="nature",
@@ -378,7 +379,7 @@ class EnvGenRunSpec(SpecModel):
         "end in -s<seed>). Another firstSeed repeats an experiment on new seeds: other worlds, initial weights and "
         "samples.",
     )
-    agent: AgentSpec = Field(default_factory=AgentSpec, description="PPO hyperparameters (CleanRL names).")
+    agent: AgentSpec = Field(default_factory=AgentSpec, description="PPO hyperparameters of CleanRL's PPO.")
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec, description="When the run may stop early.")
     max_failed_tasks: Annotated[int, Field(ge=1, le=100)] = Field(
         default=3, description="Failed designs or training tasks after which the run fails (MaxFailedTasksReached)."
