@@ -262,15 +262,16 @@ class VecEnv:
         self._command(_STEP)
         buf = self._buf
         dones = b.done[buf].copy()
+        finished = np.flatnonzero(dones).tolist() if dones.any() else []
         episodes = [
             Episode(
-                int(i),
+                i,
                 self._labels[i],
                 float(b.ep_ret[buf, i]),
                 int(b.ep_len[buf, i]),
                 tuple(sorted(self._skills[k] for k in np.flatnonzero(b.ep_skills[buf, i]))),
             )
-            for i in np.flatnonzero(dones)
+            for i in finished
         ]
         return b.obs[buf], b.reward[buf].copy(), dones, episodes
 
