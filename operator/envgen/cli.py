@@ -26,9 +26,11 @@ def _run(args: argparse.Namespace) -> int:
     from .local.runner import run_local
 
     root = Path(args.run_dir) if args.run_dir else Path("runs") / doc.name
+    if args.arms is not None and not isinstance(doc, EnvGenExperiment):
+        raise SpecError(f"--arms: {args.file} is an EnvGenRun, not an EnvGenExperiment")
     try:
         if isinstance(doc, EnvGenExperiment):
-            return run_experiment(doc, root, quiet=args.quiet, retry=args.retry)
+            return run_experiment(doc, root, quiet=args.quiet, retry=args.retry, arms=args.arms)
         return run_local(doc, root, quiet=args.quiet, retry=args.retry)
     except EmbeddedLLMError as exc:
         print(f"error: the embedded LLM could not start: {exc}", file=sys.stderr)
@@ -113,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue a Failed run from its last good state: finished cycles are kept, earlier failures and "
         "LLM outage time stop counting",
+    )
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        metavar="ARM",
+        help="an experiment: run only these arms now (the others wait for a later run; the report covers every "
+        "arm that has started)",
     )
     p.set_defaults(func=_run)
 

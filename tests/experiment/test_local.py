@@ -102,3 +102,17 @@ def test_a_changed_experiment_is_refused_in_its_directory(tmp_path: Path, capsys
         prepare(parse_experiment(changed), tmp_path)
     changed["spec"]["seeds"] = 2  # another baseline only changes the comparison
     prepare(parse_experiment(changed), tmp_path)
+    # arms may be added and an arm not started yet may change; an arm that has started may not
+    changed["spec"]["arms"].append({"name": "lp", "designer": {"type": "learning-progress"}})
+    changed["spec"]["arms"][1]["designedShare"] = "0.5"
+    prepare(parse_experiment(changed), tmp_path)
+    (tmp_path / "arms" / "heuristic").mkdir(parents=True)
+    changed["spec"]["arms"][1]["designedShare"] = "0.9"
+    with pytest.raises(SpecError, match=r"changed: arms\[1\] \(heuristic\), which has started\)"):
+        prepare(parse_experiment(changed), tmp_path)
+    # --arms names arms of the experiment, before anything runs
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    assert main(["run", str(path), "--run-dir", str(tmp_path / "other"), "--arms", "none", "lp"]) == 2
+    assert "--arms: lp is not an arm of tiny (arms: none, heuristic)" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

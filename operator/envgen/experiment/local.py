@@ -12,6 +12,7 @@ parallel, sharing the cores as a run does), each arm a resumable run directory; 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -50,15 +51,22 @@ def is_experiment_dir(root: Path) -> bool:
 
 
 def prepare(exp: EnvGenExperiment, root: Path) -> ExperimentDir:
-    """Create the experiment directory, or check that an existing one holds the same experiment (the baseline
-    may change: it only changes the comparison)."""
+    """Create the experiment directory, or check that an existing one holds the same experiment: the same
+    template and seeds, and every arm that has started unchanged (arms may be added or removed, and the baseline
+    may change: they only change the comparison)."""
     d = ExperimentDir(root)
     if d.spec.exists():
         previous = EnvGenExperimentSpec.model_validate((yaml.safe_load(d.spec.read_text()) or {}).get("spec", {}))
         changed = [
             EnvGenExperimentSpec.model_fields[f].alias or f
-            for f in ("template", "arms", "seeds", "first_seed")
+            for f in ("template", "seeds", "first_seed")
             if getattr(previous, f) != getattr(exp.spec, f)
+        ]
+        before = {a.name: a for a in previous.arms}
+        changed += [
+            f"arms[{i}] ({a.name}), which has started"
+            for i, a in enumerate(exp.spec.arms)
+            if a.name in before and before[a.name] != a and d.arm(a.name).root.is_dir()
         ]
         if changed:
             raise SpecError(
@@ -100,13 +108,24 @@ def run_experiment(
     quiet: bool = False,
     retry: bool = False,
     trainer_command: list[str] | None = None,
+    arms: Sequence[str] | None = None,
 ) -> int:
-    """Run (or resume) every arm, then write the report. Returns the process exit code."""
+    """Run (or resume) every arm, or only the ``arms`` named (the others wait for a later run), then write the
+    report of every arm that has started. Returns the process exit code."""
     from ..local.runner import EXIT_INTERRUPTED as RUN_INTERRUPTED
     from ..local.runner import run_local
 
+    names = [a.name for a in exp.spec.arms]
+    unknown = [n for n in arms or () if n not in names]
+    if unknown:
+        raise SpecError(
+            f"--arms: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not an arm of {exp.name} "
+            f"(arms: {', '.join(names)})"
+        )
     d = prepare(exp, root)
     for a in exp.spec.arms:
+        if arms is not None and a.name not in arms:
+            continue
         rundir = d.arm(a.name)
         ended = read_json(rundir.finished) or {}
         if ended.get("outcome") == "Succeeded" or (ended.get("outcome") == "Failed" and not retry):
