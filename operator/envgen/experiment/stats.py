@@ -8,9 +8,13 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy import optimize, stats
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and scipy are imported where they are used: the operator imports this module, and keeps its memory small
+# until an experiment's status is computed.
 
 ALPHA = 0.05  # two-sided significance level
 POWER = 0.80  # the power at which the minimum detectable effect is stated
@@ -30,6 +34,8 @@ class Welch:
 def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
     """Welch's t-test of mean(a) - mean(b), two-sided; two identical constant samples give p = 1, two different
     constant samples p = 0 (a difference without noise)."""
+    from scipy import stats
+
     diff = statistics.fmean(a) - statistics.fmean(b)
     if statistics.variance(a) / len(a) + statistics.variance(b) / len(b) == 0:
         return Welch(math.inf if diff else 0.0, float(len(a) + len(b) - 2), 0.0 if diff else 1.0)
@@ -42,6 +48,8 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """95 % percentile bootstrap interval of mean(a) - mean(b), seeds resampled within each arm; reproducible for a
     given ``seed``."""
+    import numpy as np
+    from scipy import stats
 
     def diff(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
         return np.mean(x, axis=axis) - np.mean(y, axis=axis)
@@ -62,6 +70,8 @@ def bootstrap_ci(
 def power(effect: float, sd: float, n_a: int, n_b: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided two-sample t-test (pooled variance) to detect a true difference ``effect`` between
     arms of ``n_a`` and ``n_b`` seeds whose scores vary with standard deviation ``sd`` (noncentral t)."""
+    from scipy import stats
+
     df = n_a + n_b - 2
     nc = effect / (sd * math.sqrt(1 / n_a + 1 / n_b))
     crit = stats.t.ppf(1 - alpha / 2, df)
@@ -72,6 +82,8 @@ def mde(sd: float, n_a: int, n_b: int, alpha: float = ALPHA, target: float = POW
     """The minimum detectable effect: the smallest true difference the two-sided t-test at ``alpha`` finds with
     probability ``target`` for these seeds and this seed-to-seed standard deviation; inf with fewer than 2 seeds
     in an arm, 0 without noise."""
+    from scipy import optimize
+
     if n_a < 2 or n_b < 2:
         return math.inf
     if sd == 0:
@@ -109,6 +121,9 @@ class Paired:
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> Paired | None:
     """Paired t-test on the per-seed differences a[s] - b[s] over the seeds both arms have; None below 3 shared
     seeds (too few to estimate the variance of the differences and its correlation)."""
+    import numpy as np
+    from scipy import stats
+
     shared = tuple(sorted(set(a) & set(b)))
     if len(shared) < 3:
         return None
