@@ -8,9 +8,8 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, PlainValidator
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
 
 from ..envconfig import DesignedEnv, GameConfig
 
@@ -49,26 +48,21 @@ def one_of(names: Iterable[str]) -> str:
     return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
-class _Registered:
-    """Pydantic hooks of :data:`GameName`: a registered game's name (JSON schema: an enum of them, for the CRD)."""
+class _RegisteredEnum:
+    """The JSON schema of :data:`GameName`: an enum of the registered games (the CRD's ``spec.game``)."""
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(_registered_name)
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         return {"enum": list(registry()), "type": "string"}
 
 
 def _registered_name(value: Any) -> str:
     games = registry()
     if not isinstance(value, str) or value not in games:
-        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": one_of(games)})
+        raise ValueError(f"must be one of {one_of(games)}, got {value!r}")
     return value
 
 
-GameName = Annotated[str, _Registered()]
+GameName = Annotated[str, PlainValidator(_registered_name), _RegisteredEnum()]
 """The name of a registered game; anything else is an error listing the registered ones."""
 ConfigModel = GameConfig
 
@@ -87,7 +81,7 @@ def registered_config(value: Any) -> GameConfig:
             return value
         value = value.model_dump()
     if not isinstance(value, dict):
-        raise PydanticCustomError("model_type", "Input should be a mapping")
+        raise ValueError(f"must be a mapping with a game field, got {type(value).__name__}")
     name = _Named.model_validate({k: v for k, v in value.items() if k == "game"}).game
     return registry()[name].config_model.model_validate(value)
 
