@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 from envgen.achievements import ACHIEVEMENTS
 from envgen.contracts import ChatMessage, CycleDesign, CycleFeedback, CycleHistory, DesignRequest, SkillStat
 from envgen.designers.prompts import (
+    _values,
     build_chat,
     env_json,
     initial_prompt,
@@ -111,3 +112,9 @@ def test_chat_per_cycle() -> None:
     chatless = history_entry(2, 22.0, [])
     fallback, kind = build_chat(DesignRequest(game="crafter", cycle=3, num_envs=2, history=[cycle1, chatless]))
     assert kind == "first-feedback" and "collect_coal: 22% +/- 6%" in fallback[1].content
+
+
+def test_a_wide_integer_range_is_described_by_its_bounds() -> None:
+    assert _values({"type": "integer", "minimum": 0, "maximum": 1000}) == "an integer 0-1000"
+    assert _values({"type": "integer"}) == "an integer"
+    assert _values({"type": "integer", "enum": [0, 1, 2]}) == "an integer 0-2"

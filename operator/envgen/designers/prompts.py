@@ -37,6 +37,9 @@ def _values(node: dict[str, Any]) -> str:
     if node.get("type") == "boolean":
         return "true or false"
     enum = node.get("enum", [])
+    if node.get("type") == "integer" and not enum:  # a range too wide to list stays minimum/maximum
+        bounds = [node.get("minimum"), node.get("maximum")]
+        return "an integer" + ("" if None in bounds else f" {bounds[0]}-{bounds[1]}")
     if node.get("type") == "integer" and enum == list(range(enum[0], enum[-1] + 1)):
         return f"an integer {enum[0]}-{enum[-1]}"
     return "one of " + ", ".join(json.dumps(v) for v in enum)
