@@ -1,4 +1,5 @@
-"""``python -m bench.science``: run (or resume) the arms, then write the report; or only write the report.
+"""``python -m bench.science``: run (or resume) the arms through the profile's experiment, then write the report; or
+only write the report.
 
 The command line sits apart from the arms' runner (``run``), so the imports go one way: ``cli`` -> ``report`` ->
 ``sb3`` -> ``run``.
@@ -13,7 +14,17 @@ from functools import partial
 
 from . import run
 from .report import write_report
-from .run import ARMS, DEFAULT_ARMS, PROFILES, REFERENCES, git_commit, run_arm
+from .run import (
+    ARMS,
+    DEFAULT_ARMS,
+    PROFILES,
+    REFERENCE_ARMS,
+    REFERENCES,
+    experiment_batch,
+    git_commit,
+    reference_batch,
+    run_batch,
+)
 from .sb3 import SB3_ARM, require_sb3, run_sb3
 
 
@@ -35,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         "--first-seed",
         type=int,
         default=0,
-        help="run seeds FIRST .. FIRST+SEEDS-1 as another batch of each arm (its own EnvGenRun, pooled feedback "
-        "within the batch); the report pools every finished batch of an arm",
+        help="run seeds FIRST .. FIRST+SEEDS-1 as another batch of each arm (the experiment with firstSeed FIRST, "
+        "pooled feedback within the batch); the report pools every finished batch of an arm",
     )
     p.add_argument("--endpoint", help="OpenAI-compatible base URL for the llm-endpoint arm")
     p.add_argument("--model", help="model name at --endpoint")
@@ -44,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", action="store_true", help="git-commit each arm's raw results as they land")
     p.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
     p.add_argument("--poll", type=float, default=20.0, help="seconds between result syncs")
-    p.add_argument("--retries", type=int, default=3, help="resumes of an arm whose envgen run failed")
+    p.add_argument("--retries", type=int, default=3, help="resumes of an envgen run that crashed")
     p.add_argument("--retry-wait", type=float, default=60.0, help="seconds before such a resume")
     p = sub.add_parser("report", help="write RESULTS.md, summary.json and the plots from the raw results")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
@@ -61,14 +72,23 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         arms = args.arms if args.arms is not None else ([] if args.reference else DEFAULT_ARMS)
         seeds = range(args.first_seed, args.first_seed + args.seeds)  # one batch, for the arms and SB3 alike
-        jobs = [(arm, partial(run_arm, arm, args.profile, seeds, args, deadline)) for arm in arms]
+        designed = [arm for arm in arms if arm not in REFERENCE_ARMS]
+        batches = [experiment_batch(args.profile, designed, seeds, args)] if designed else []
+        batches += [reference_batch(arm, args.profile, seeds) for arm in arms if arm in REFERENCE_ARMS]
+
+        def finished(name: str) -> None:
+            files = write_report(args.profile)
+            if args.commit:
+                git_commit(files, f"Science benchmark report: {args.profile}, {name} finished")
+
+        jobs = [(b.name, partial(run_batch, b, args.profile, seeds, args, deadline, finished)) for b in batches]
         if args.reference == "sb3":
             require_sb3(args.profile, seeds)  # before hours of other arms, not after
             jobs.append((SB3_ARM, partial(run_sb3, args.profile, seeds, args, deadline)))
         for name, job in jobs:
-            finished = job()
+            done = job()
             files = write_report(args.profile)
-            if finished and args.commit:
+            if done and args.commit:
                 git_commit(files, f"Science benchmark report: {args.profile}, {name} finished")
             if deadline is not None and time.time() > deadline:
                 break

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from envgen.experiment import report as rep
+from envgen.experiment.model import arm_training
 from envgen.experiment.results import Arm, arm_of
 
 from . import run as bench
@@ -86,12 +87,16 @@ def summary(profile: str, arms: dict[str, Arm]) -> dict[str, Any]:
 
 
 def _other_splits(profile: str) -> list[str]:
-    """One line per arm that splits its cycles' steps otherwise than the profile (same steps per cycle)."""
+    """One line per arm that splits its cycles' steps otherwise than the profile (same steps per cycle), as the
+    experiment splits them."""
+    exp = bench.experiment(profile)
     lines = []
-    for arm in bench.DESIGNED_SHARE:
-        t = bench.training_of(arm, profile)
+    for arm in exp.spec.arms:
+        if arm.designed_share is None and arm.training is None:
+            continue
+        t = arm_training(exp.spec.template, arm)
         lines.append(
-            f"`{arm}` splits each cycle into {t['designedEnvSteps']:,} designed-env + {t['gameSteps']:,} Crafter "
+            f"`{arm.name}` splits each cycle into {t['designedEnvSteps']:,} designed-env + {t['gameSteps']:,} Crafter "
             "steps (the same steps per cycle and seed)."
         )
     return ["", *lines] if lines else []

@@ -1,4 +1,5 @@
-"""Run arms x seeds of the science benchmark through ``envgen run``; resumable; commits raw results as they land.
+"""Run arms x seeds of the science benchmark through the product's EnvGenExperiment (``envgen run``); resumable;
+commits raw results as they land.
 
     python -m bench.science run --profile cpu --arms none heuristic --seeds 3
     python -m bench.science run --profile paper --arms none --max-minutes 9     # GPU, one chunk; rerun to resume
@@ -6,13 +7,18 @@
     python -m bench.science run --profile cpu --reference sb3 --seeds 3        # stable-baselines3 side by side
     python -m bench.science run --profile cpu --arms none --seeds 3 --first-seed 3   # 3 more seeds: 3, 4, 5
 
-Each arm is one EnvGenRun (``seeds`` parallel seeds, pooled feedback, as the project runs them) in
-``bench/science/runs/<profile>/<arm>/`` (ignored by git). Every finished task's metrics, the cycle designs and
-``finished.json`` are copied to ``bench/science/results/<profile>/<arm>/`` (committed with ``--commit``); a finished
-arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it stopped. ``--first-seed K``
-runs another batch of seeds of an arm (an EnvGenRun with ``firstSeed: K``, in ``runs/<profile>/<arm>-from-sK/``)
-or of the SB3 reference; its files join the arm's results (its designs, run.json and finished.json prefixed
-``sK-``), and the report pools every batch.
+A profile and a batch of seeds is one EnvGenExperiment named ``sci`` (the profile's EnvGenRun spec as template,
+every designer arm, baseline ``none``), generated into ``bench/science/runs/<profile>/sci.yaml`` and run by
+``envgen run sci.yaml --run-dir runs/<profile>/sci --arms <the chosen arms>`` (ignored by git): each arm is the
+run ``sci-<arm>`` with the batch's seeds in parallel (pooled feedback, as the project runs them), the arms one after
+another. The reference arms (our PPO alone at the SB3 reference budget, not equal steps, so not experiment arms) are
+each their own EnvGenRun ``sci-<arm>`` in ``runs/<profile>/<arm>/``. Every finished task's metrics, the cycle
+designs and ``finished.json`` are copied to ``bench/science/results/<profile>/<arm>/`` (committed with
+``--commit``); a finished arm (its ``finished.json`` in results) is reused, an interrupted one resumes where it
+stopped. ``--first-seed K`` runs another batch of seeds (the experiment with ``firstSeed: K`` in
+``runs/<profile>/sci-from-sK/``, a reference arm in ``runs/<profile>/<arm>-from-sK/``) or of the SB3 reference; its
+files join the arm's results (its designs, run.json and finished.json prefixed ``sK-``), and the report pools every
+batch.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from envgen.experiment.model import EnvGenExperiment, parse_experiment
 
 REPO = Path(__file__).resolve().parent.parent.parent
 # Where runs, raw results and reports live (a temporary folder in tests).
@@ -120,31 +130,35 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Our PPO alone for the SB3 comparison (real game only, the reference budget): arm -> agent settings it changes.
-# "ppo-250k-sb3-value" takes stable-baselines3's value loss: no value clipping, 0.5 x squared error.
+# The experiment every profile runs: its arms' EnvGenRuns are named <experiment>-<arm>, so their tasks (and the task
+# metrics in results/) are sci-<arm>-c<k>-s<seed> and sci-<arm>-final-s<seed>.
+EXPERIMENT = "sci"
+# The experiment's arms (equal steps, baseline "none"): arm -> its entry in the experiment (designer, split of a
+# cycle's steps). "heuristic-5to1" asks whether a larger dose of designed envs helps: designedShare 5/6 of each
+# cycle's PPO updates (the product rounds it to whole updates: 10 designed + 2 real-game updates a cycle in the cpu
+# profile, not 6 + 6; the same steps per cycle).
+DESIGN_ARMS: dict[str, dict[str, Any]] = {
+    "none": {"designer": {"type": "none"}},
+    "heuristic": {"designer": {"type": "heuristic"}},
+    "heuristic-v4": {"designer": {"type": "heuristic"}},
+    "heuristic-5to1": {"designer": {"type": "heuristic"}, "designedShare": "0.8333"},
+    "learning-progress": {"designer": {"type": "learning-progress"}},
+    "llm-constrained": {"designer": {"type": "llm", "mode": "constrained"}},
+    "fixed": {"designer": {"type": "fixed", "mode": "free"}},
+    "easy-to-hard": {"designer": {"type": "easy-to-hard"}},
+    "adversarial": {"designer": {"type": "adversarial"}},
+    "llm": {"designer": {"type": "llm", "mode": "free"}},
+    "llm-endpoint": {"designer": {"type": "llm", "mode": "free"}},  # its llm comes from --endpoint and --model
+}
+# Our PPO alone for the SB3 comparison (real game only, the reference budget, so not equal steps: an experiment
+# refuses them; each is its own EnvGenRun): arm -> agent settings it changes. "ppo-250k-sb3-value" takes
+# stable-baselines3's value loss: no value clipping, 0.5 x squared error.
 REFERENCE_ARMS: dict[str, dict[str, Any]] = {
     "ppo-250k": {},
     "ppo-250k-sb3-value": {"clipValueLoss": False, "valueCoef": "1.0"},
 }
-# Arms that split each cycle's steps otherwise (the same steps per cycle, so still equal steps): arm -> the share
-# of a cycle's PPO updates spent in the designed envs (the profiles spend half). "heuristic-5to1" asks whether a
-# larger dose of designed envs helps: 10 designed + 2 real-game updates a cycle in the cpu profile, not 6 + 6.
-DESIGNED_SHARE: dict[str, float] = {"heuristic-5to1": 5 / 6}
-# Arm -> designer block.
-ARMS: dict[str, dict[str, Any]] = {
-    "none": {"type": "none"},
-    "heuristic": {"type": "heuristic"},
-    "heuristic-v4": {"type": "heuristic"},
-    "heuristic-5to1": {"type": "heuristic"},
-    "learning-progress": {"type": "learning-progress"},
-    "llm-constrained": {"type": "llm", "mode": "constrained"},
-    "fixed": {"type": "fixed", "mode": "free"},
-    "easy-to-hard": {"type": "easy-to-hard"},
-    "adversarial": {"type": "adversarial"},
-    "llm": {"type": "llm", "mode": "free"},
-    "llm-endpoint": {"type": "llm", "mode": "free"},
-    **{arm: {"type": "none"} for arm in REFERENCE_ARMS},
-}
+ARMS = [*DESIGN_ARMS, *REFERENCE_ARMS]
+LLM: dict[str, Any] = {"timeoutSeconds": 900, "maxRetries": 2}
 SB3_SCORES = [4.3, 4.9]  # stable-baselines3 PPO("CnnPolicy"), stock Crafter, 250k steps, two seeds (the issue's run)
 REFERENCES = ["sb3"]  # --reference: learners run beside our arms at the reference budget (bench/science/sb3.py)
 DEFAULT_ARMS = [
@@ -162,43 +176,60 @@ DEFAULT_ARMS = [
 ]
 
 
-def training_of(arm: str, profile: str) -> dict[str, Any]:
-    """The training block of one arm at one profile: the profile's, with a reference or ratio arm's budget."""
+def template(profile: str) -> dict[str, Any]:
+    """The EnvGenRun spec of a profile: what every arm of its experiment trains (designer none)."""
     prof = PROFILES[profile]
-    training = dict(prof["training"])
-    if arm in REFERENCE_ARMS:
-        training.update(designedEnvSteps=0, gameSteps=0, finalSteps=prof["reference_steps"])
-    if arm in DESIGNED_SHARE:
-        update = prof["agent"]["numEnvs"] * prof["agent"]["rolloutSteps"]
-        cycle = training["designedEnvSteps"] + training["gameSteps"]
-        designed = round(cycle // update * DESIGNED_SHARE[arm]) * update
-        training.update(designedEnvSteps=designed, gameSteps=cycle - designed)
-    return training
-
-
-def run_doc(
-    arm: str, profile: str, seeds: int, endpoint: str | None = None, model: str | None = None, first_seed: int = 0
-) -> dict:
-    """The EnvGenRun document of one arm at one profile (seeds ``first_seed`` .. ``first_seed + seeds - 1``)."""
-    prof = PROFILES[profile]
-    training = training_of(arm, profile)
-    cycles = 1 if arm in REFERENCE_ARMS else prof["cycles"]
-    spec: dict[str, Any] = {
+    return {
         "game": "crafter",
-        "designer": dict(ARMS[arm]),
+        "designer": {"type": "none"},
         "envsPerCycle": prof["envsPerCycle"],
-        "cycles": cycles,
-        "seeds": seeds,
-        **({"firstSeed": first_seed} if first_seed else {}),
-        "training": training,
-        "agent": {**prof["agent"], **REFERENCE_ARMS.get(arm, {})},
-        "llm": {"timeoutSeconds": 900, "maxRetries": 2},
+        "cycles": prof["cycles"],
+        "training": dict(prof["training"]),
+        "agent": dict(prof["agent"]),
+        "llm": dict(LLM),
     }
-    if arm == "llm-endpoint":
-        if not endpoint:
-            raise SystemExit("arm llm-endpoint needs --endpoint URL (and --model NAME)")
-        spec["llm"].update(baseURL=endpoint, model=model or "gpt-4o", apiKey={"env": "OPENAI_API_KEY"})
-    return {"apiVersion": "envgen.dev/v1alpha1", "kind": "EnvGenRun", "metadata": {"name": f"sci-{arm}"}, "spec": spec}
+
+
+def experiment_doc(profile: str, seeds: range, endpoint: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """The EnvGenExperiment of a profile and a batch of seeds: the profile's template, every designer arm (the
+    ``llm-endpoint`` arm when an endpoint is given), baseline ``none``."""
+    arms = []
+    for arm, entry in DESIGN_ARMS.items():
+        if arm == "llm-endpoint":
+            if not endpoint:
+                continue
+            llm = {**LLM, "baseURL": endpoint, "model": model or "gpt-4o", "apiKey": {"env": "OPENAI_API_KEY"}}
+            entry = {**entry, "llm": llm}
+        arms.append({"name": arm, **entry})
+    spec = {"template": template(profile), "arms": arms, "baseline": "none", "seeds": len(seeds), "firstSeed": seeds[0]}
+    return {
+        "apiVersion": "envgen.dev/v1alpha1",
+        "kind": "EnvGenExperiment",
+        "metadata": {"name": EXPERIMENT},
+        "spec": spec,
+    }
+
+
+def experiment(
+    profile: str, seeds: range = range(3), endpoint: str | None = None, model: str | None = None
+) -> EnvGenExperiment:
+    """The profile's experiment, validated by the product."""
+    return parse_experiment(experiment_doc(profile, seeds, endpoint, model), f"profile {profile}")
+
+
+def reference_doc(arm: str, profile: str, seeds: range) -> dict[str, Any]:
+    """The EnvGenRun of a reference arm: our PPO alone, one phase of the profile's reference steps in the real
+    game, seeds ``seeds``."""
+    spec = template(profile)
+    spec["training"].update(designedEnvSteps=0, gameSteps=0, finalSteps=PROFILES[profile]["reference_steps"])
+    spec["agent"].update(REFERENCE_ARMS[arm])
+    spec.update(cycles=1, seeds=len(seeds), **({"firstSeed": seeds[0]} if seeds[0] else {}))
+    return {
+        "apiVersion": "envgen.dev/v1alpha1",
+        "kind": "EnvGenRun",
+        "metadata": {"name": f"{EXPERIMENT}-{arm}"},
+        "spec": spec,
+    }
 
 
 def git_commit(paths: list[Path], message: str) -> None:
@@ -252,44 +283,104 @@ def sync(rundir: Path, out: Path, prefix: str = "") -> list[Path]:
     return copy_changed(pairs)
 
 
-def run_arm(arm: str, profile: str, seeds: range, args: argparse.Namespace, deadline: float | None) -> bool:
-    """Run (or resume) one arm, resuming up to ``--retries`` times after a crash; True when it finished."""
+@dataclass
+class Batch:
+    """One ``envgen run`` of the benchmark: the document it runs, its run directory, and the arms it fills (arm ->
+    the arm's run directory); ``experiment``: the document is an EnvGenExperiment, run for the pending arms only."""
+
+    name: str
+    doc: dict[str, Any]
+    rundir: Path
+    arms: dict[str, Path]
+    experiment: bool
+
+
+def experiment_batch(profile: str, arms: list[str], seeds: range, args: argparse.Namespace) -> Batch:
+    """The profile's experiment for one batch of seeds (``runs/<profile>/sci/``, ``sci-from-s3/`` for the batch from
+    seed 3), filling ``arms``."""
+    if "llm-endpoint" in arms and not args.endpoint:
+        raise SystemExit("arm llm-endpoint needs --endpoint URL (and --model NAME)")
+    exp = experiment(profile, seeds, args.endpoint, args.model)
+    rundir = RUNS / profile / (f"{EXPERIMENT}-from-s{seeds[0]}" if seeds[0] else EXPERIMENT)
+    doc = exp.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+    return Batch(EXPERIMENT, doc, rundir, {arm: rundir / "arms" / arm for arm in arms}, experiment=True)
+
+
+def reference_batch(arm: str, profile: str, seeds: range) -> Batch:
+    """A reference arm's own EnvGenRun for one batch of seeds (``runs/<profile>/<arm>/``, ``<arm>-from-s3/``)."""
+    rundir = RUNS / profile / (f"{arm}-from-s{seeds[0]}" if seeds[0] else arm)
+    return Batch(arm, reference_doc(arm, profile, seeds), rundir, {arm: rundir}, experiment=False)
+
+
+def run_batch(
+    batch: Batch,
+    profile: str,
+    seeds: range,
+    args: argparse.Namespace,
+    deadline: float | None,
+    on_finished: Callable[[str], None] = lambda arm: None,
+) -> bool:
+    """Run (or resume) a batch's unfinished arms, resuming up to ``--retries`` times after a crash;
+    ``on_finished(arm)`` as each arm's results finish. True when every arm finished."""
+    pending = []
+    for arm in batch.arms:
+        if (RESULTS / profile / arm / finished_name(seeds)).exists():
+            print(f"[science] {profile}/{arm} seeds {seeds[0]}-{seeds[-1]}: finished earlier, reused")
+        else:
+            pending.append(arm)
     for attempt in range(args.retries + 1):
+        if not pending:
+            return True
         if attempt:
-            print(f"[science] {profile}/{arm}: resuming after a failure (retry {attempt})", flush=True)
+            print(f"[science] {profile}/{batch.name}: resuming after a failure (retry {attempt})", flush=True)
             time.sleep(args.retry_wait)
-        finished, code = _run_once(arm, profile, seeds, args, deadline)
-        if finished or code in (0, None) or (deadline is not None and time.time() > deadline):
-            return finished
-    return False
+        code = _run_once(batch, pending, profile, seeds, args, deadline, on_finished)
+        pending = [arm for arm in pending if not (RESULTS / profile / arm / finished_name(seeds)).exists()]
+        if code in (0, None) or (deadline is not None and time.time() > deadline):
+            break
+    return not pending
 
 
 def _run_once(
-    arm: str, profile: str, seeds: range, args: argparse.Namespace, deadline: float | None
-) -> tuple[bool, int | None]:
-    out, first, prefix = RESULTS / profile / arm, seeds[0], batch_prefix(seeds[0])
-    batch = f"{arm} seeds {first}-{seeds[-1]}"
-    if (out / finished_name(seeds)).exists():
-        print(f"[science] {profile}/{batch}: finished earlier, reused")
-        return True, 0
-    rundir = RUNS / profile / (f"{arm}-from-s{first}" if first else arm)
-    rundir.mkdir(parents=True, exist_ok=True)
-    spec = rundir.parent / f"{rundir.name}.yaml"
-    spec.write_text(
-        yaml.safe_dump(run_doc(arm, profile, len(seeds), args.endpoint, args.model, first), sort_keys=False)
-    )
-    cmd = [sys.executable, "-m", "envgen", "run", str(spec), "--run-dir", str(rundir), "-q"]
+    batch: Batch,
+    pending: list[str],
+    profile: str,
+    seeds: range,
+    args: argparse.Namespace,
+    deadline: float | None,
+    on_finished: Callable[[str], None],
+) -> int | None:
+    label = f"{profile}/{batch.name} seeds {seeds[0]}-{seeds[-1]}"
+    batch.rundir.mkdir(parents=True, exist_ok=True)
+    spec = batch.rundir.parent / f"{batch.rundir.name}.yaml"
+    spec.write_text(yaml.safe_dump(batch.doc, sort_keys=False))
+    cmd = [sys.executable, "-m", "envgen", "run", str(spec), "--run-dir", str(batch.rundir), "-q"]
+    if batch.experiment:
+        cmd += ["--arms", *pending]
     if args.nice:
         cmd = ["nice", "-n", str(args.nice), *cmd]
-    print(f"[science] {profile}/{batch}: {' '.join(cmd)}", flush=True)
-    log = (rundir.parent / f"{rundir.name}.log").open("a")
+    print(f"[science] {label}: {' '.join(cmd)}", flush=True)
+    unfinished = list(pending)
+
+    def publish() -> None:
+        for arm in list(unfinished):
+            out = RESULTS / profile / arm
+            if batch.arms[arm].is_dir():
+                commit_copied(
+                    sync(batch.arms[arm], out, batch_prefix(seeds[0])), out, arm, profile, args.commit, "designs"
+                )
+            if (out / finished_name(seeds)).exists():
+                unfinished.remove(arm)
+                on_finished(arm)
+
+    log = (batch.rundir.parent / f"{batch.rundir.name}.log").open("a")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         while proc.poll() is None:
             time.sleep(args.poll)
-            _publish(rundir, out, arm, profile, args.commit, prefix)
+            publish()
             if deadline is not None and time.time() > deadline:
-                print(f"[science] {profile}/{batch}: time is up, stopping (rerun to resume)", flush=True)
+                print(f"[science] {label}: time is up, stopping (rerun to resume)", flush=True)
                 stop(proc)
                 break
     except KeyboardInterrupt:
@@ -297,17 +388,12 @@ def _run_once(
         raise
     finally:
         log.close()
-    _publish(rundir, out, arm, profile, args.commit, prefix)
-    finished = (out / finished_name(seeds)).exists()
-    if not finished and proc.returncode not in (0, None):
+    publish()
+    if unfinished and proc.returncode not in (0, None):
         print(
-            f"[science] {profile}/{batch}: envgen run exited {proc.returncode}; see {rundir.parent / rundir.name}.log"
+            f"[science] {label}: envgen run exited {proc.returncode}; see {batch.rundir.parent / batch.rundir.name}.log"
         )
-    return finished, proc.returncode
-
-
-def _publish(rundir: Path, out: Path, arm: str, profile: str, commit: bool, prefix: str) -> None:
-    commit_copied(sync(rundir, out, prefix), out, arm, profile, commit, other="designs")
+    return proc.returncode
 
 
 def commit_copied(copied: list[Path], out: Path, arm: str, profile: str, commit: bool, other: str = "") -> None:
