@@ -116,3 +116,8 @@ def test_a_changed_experiment_is_refused_in_its_directory(tmp_path: Path, capsys
     assert main(["run", str(path), "--run-dir", str(tmp_path / "other"), "--arms", "none", "lp"]) == 2
     assert "--arms: lp is not an arm of tiny (arms: none, heuristic)" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+    run = tmp_path / "run.yaml"
+    run.write_text(yaml.safe_dump(parse_experiment(TINY).arm_run("none").dump()))
+    assert main(["run", str(run), "--run-dir", str(tmp_path / "other"), "--arms", "none"]) == 2
+    assert "is an EnvGenRun, not an EnvGenExperiment" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
