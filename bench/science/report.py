@@ -7,6 +7,7 @@ parts: the paper's scores, the budget, the SB3 reference and the notes.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ def write_report(profile: str) -> list[Path]:
         f"# Science benchmark: profile `{profile}`",
         "",
         "Written by `python -m bench.science` from the raw per-task metrics in "
-        f"[`results/{profile}/`](results/{profile}/) (one JSON per training task and seed).",
+        f"[`results/{profile}/`]({os.path.relpath(bench.RESULTS / profile, out)}/) (one JSON per training task and "
+        "seed).",
         "",
         f"Budget per seed: {b['cycles']} cycles x ({b['designedEnvSteps']:,} designed-env + {b['gameSteps']:,} "
         f"Crafter steps) + {b['finalSteps']:,} final Crafter steps = {b['stepsPerSeed']:,} steps; `none` spends "

@@ -77,10 +77,11 @@ def power_lines(arms: Mapping[str, Arm], baseline: str) -> list[str]:
     if len(ref) >= 2:
         sd = statistics.stdev(ref)
         n = len(ref)
+        sizes = sorted({n, 3, 6, 10})
         lines.append(
-            f"- {baseline} alone: seed-to-seed sd {sd:.2f} over {n} seeds; with that sd, {n} seeds a side detect "
-            f"{stats.mde(sd, n, n):.2f} points, 3 a side {stats.mde(sd, 3, 3):.2f}, 10 a side "
-            f"{stats.mde(sd, 10, 10):.2f}."
+            f"- {baseline} alone: seed-to-seed sd {sd:.2f} over {n} seeds; with that sd, "
+            + ", ".join(f"{k} seeds a side detect {stats.mde(sd, k, k):.2f}" for k in sizes)
+            + " points."
         )
     for name, arm in arms.items():
         if name == baseline:
