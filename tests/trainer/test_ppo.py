@@ -7,12 +7,13 @@ import re
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from envgen.contracts import UpdateStats
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO, PPOArgs
+from envgen_trainer.ppo import PPO, PPOArgs, ToDevice, pinned_copies
 
 
 def value_moved(clip_value_loss: bool) -> float:
@@ -102,3 +103,14 @@ def test_an_update_reports_what_cleanrl_logs() -> None:
     # values that predict nothing explain nothing; returns that never vary have no variance to explain
     assert agent._update(obs, actions, logp, advantages, values, torch.zeros(32))["explained_variance"] == 0.0
     assert "explained_variance" not in agent._update(obs, actions, logp, advantages, torch.zeros(32), values)
+
+
+def test_frames_go_through_pinned_memory_on_cuda_only() -> None:
+    assert pinned_copies(torch.device("cuda")) and pinned_copies(torch.device("cuda:1"))
+    assert not pinned_copies(torch.device("cpu"))
+    to_device = ToDevice(torch.device("cpu"), (2, 4, 4, 3), torch.uint8)
+    assert not to_device.pinned
+    frames = np.random.default_rng(0).integers(0, 255, (2, 4, 4, 3), dtype=np.uint8)
+    moved = to_device(frames)
+    assert moved.dtype == torch.uint8 and moved.device.type == "cpu"
+    assert np.array_equal(moved.numpy(), frames)
