@@ -1,8 +1,8 @@
 """Every practice env reaches its target and none is a death trap, played in the trainer's own Crafter.
 
 A scripted player (walk to the nearest target, face it, act; press a recipe's key) must reach each catalogue env's
-skill; a random player must live, on average, at least half as long in every earn level of every practice env as
-in stock Crafter on the same seeds (four zombies at the start ended episodes after about 14 steps).
+skill; a random player must live, on average, at least a third as long in every earn level of every practice env as
+in stock Crafter on the same seeds (four zombies at the start ended episodes after about 14 steps, a tenth).
 """
 
 from __future__ import annotations
@@ -115,6 +115,6 @@ def test_no_practice_env_is_a_death_trap() -> None:
         for entry in earn_ladder(skill):
             assert isinstance(entry.env.config, CrafterEnvConfig)
             _, length = played(entry.env.config, "random", skill, EPISODES)
-            if length < stock / 2:
+            if length < stock / 3:
                 short[entry.env.name] = length
     assert not short, f"random episodes last {stock:.0f} steps in stock Crafter, far less in {short}"

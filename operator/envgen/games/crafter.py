@@ -8,10 +8,18 @@ are alike. The practice envs are ordered from easy to hard.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..achievements import ACHIEVEMENTS, PREREQUISITES, crafter_score, depth
-from ..envconfig import CrafterEnvConfig, CrafterEnvironmentSettings, CrafterInventorySettings, DesignedEnv
+from ..envconfig import (
+    MATERIALS,
+    TOOLS,
+    CrafterEnvConfig,
+    CrafterEnvironmentSettings,
+    CrafterInventorySettings,
+    DesignedEnv,
+)
 from .base import CatalogueEnv, ConfigModel, Game
 
 SETTING_TEXT: dict[str, str] = {
@@ -175,77 +183,69 @@ EARNED_BY: dict[str, str] = {
     "place_table": "place_table",
     "place_furnace": "place_furnace",
     "place_plant": "place_plant",
-    **{m: f"collect_{m}" for m in ("sapling", "wood", "stone", "coal", "iron", "diamond")},
-    **{t: f"make_{t}" for t in ("wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword")},
-    "iron_sword": "make_iron_sword",
-}
-# What earning a hand-out uses up (Crafter's data.yaml, `place` and `make`; a test keeps the two in step).
-EARN_COST: dict[str, dict[str, int]] = {
-    "place_table": {"wood": 2},
-    "place_furnace": {"stone": 4},
-    "place_plant": {"sapling": 1},
-    "wood_pickaxe": {"wood": 1},
-    "stone_pickaxe": {"wood": 1, "stone": 1},
-    "iron_pickaxe": {"wood": 1, "coal": 1, "iron": 1},
-    "wood_sword": {"wood": 1},
-    "stone_sword": {"wood": 1, "stone": 1},
-    "iron_sword": {"wood": 1, "coal": 1, "iron": 1},
-}
-# The denser layout that replaces a withdrawn material: where the agent must find it, there is plenty of it.
-_DENSER: dict[str, dict[str, Any]] = {
-    "wood": {"tree_rarity": "very common"},
-    "stone": _MOUNTAIN,
-    "coal": {**_MOUNTAIN, "coal_rarity": "very common"},
-    "iron": {**_MOUNTAIN, "iron_rarity": "very common"},
-    "diamond": {**_MOUNTAIN, "diamond_rarity": "very common"},
+    **{m: f"collect_{m}" for m in MATERIALS},
+    **{t: f"make_{t}" for t in TOOLS},
 }
 
 
-def handouts(skill: str) -> list[str]:
-    """What a skill's practice env hands out, in the order earn-it practice withdraws it: the hand-out earned
-    closest to the skill first (the deepest achievement), so each level adds one earlier step of the real chain."""
-    _, settings, inventory = _CRAFTER[skill]
-    given = [k for k in ("place_table", "place_furnace", "place_plant") if settings.get(k)] + list(inventory)
-    return sorted(given, key=lambda h: (-depth(EARNED_BY[h]), ACHIEVEMENTS.index(EARNED_BY[h])))
+@dataclass(frozen=True)
+class _Handouts:
+    """What a practice env gives: pre-placed objects, inventory and the layout (biome, rarities, mobs)."""
 
+    settings: dict[str, Any]
+    inventory: dict[str, int]
 
-def _earn_env(skill: str, level: int) -> CatalogueEnv:
-    """The practice env of a skill with its first ``level`` hand-outs withdrawn: the agent earns them in the world,
-    with what earning them uses up added to the materials still handed out, in a denser layout of what it must find.
-    """
-    _, settings, inventory = _CRAFTER[skill]
-    settings, inventory = dict(settings), dict(inventory)
-    withdrawn = handouts(skill)[:level]
-    for item in withdrawn:
-        settings.pop(item, None)
-        inventory.pop(item, None)
-    for item in withdrawn:
-        for material, amount in EARN_COST.get(item, {}).items():
-            if material in inventory:
-                inventory[material] = min(9, inventory[material] + amount)
-        for key, value in _DENSER.get(item, {}).items():
-            settings.setdefault(key, value)
-    if "wood" in withdrawn and settings.get("target_biome") == "mountain":
-        settings.pop("target_biome")  # trees grow in grassland: a chain that starts with wood needs the natural world
-    kept = handouts(skill)[level:]
-    env = DesignedEnv(
-        name=f"practice-{skill.replace('_', '-')}-earn{level}",
-        purpose=(
-            f"Practise {skill} the way the real game asks: earn {', '.join(withdrawn)} in the world first"
-            + (f"; given {', '.join(kept)}." if kept else "; nothing is handed out.")
-        ),
-        config=CrafterEnvConfig(
-            environment_settings=CrafterEnvironmentSettings(**settings),
-            inventory_settings=CrafterInventorySettings(**inventory),
-        ),
-    )
-    return CatalogueEnv(env=env, skills=(skill,))
+    def items(self) -> list[str]:
+        """The hand-outs, the one earned closest to the skill (the deepest achievement) first."""
+        given = [k for k in ("place_table", "place_furnace", "place_plant") if self.settings.get(k)]
+        given += list(self.inventory)
+        return sorted(given, key=lambda h: (-depth(EARNED_BY[h]), ACHIEVEMENTS.index(EARNED_BY[h])))
+
+    def withdraw(self, item: str) -> _Handouts:
+        """Without ``item``, and with what the practice env of earning it gives instead (its objects and layout fill
+        unset knobs, not its creatures; materials add up, at most 9): one step earlier in the chain. A withdrawn
+        weapon also takes the extra monsters with it: the agent crafts its sword in peace, and meets the real
+        game's monsters."""
+        settings = {k: v for k, v in self.settings.items() if k != item}
+        inventory = {k: v for k, v in self.inventory.items() if k != item}
+        _, earn_settings, earn_inventory = _CRAFTER[EARNED_BY[item]]
+        for key, value in earn_settings.items():
+            if not key.startswith("spawn_"):
+                settings.setdefault(key, value)
+        for key, amount in earn_inventory.items():
+            inventory[key] = min(9, inventory.get(key, 0) + amount) if key in MATERIALS else 1
+        if item.endswith("_sword"):
+            settings.pop("spawn_zombies", None)
+            settings.pop("spawn_skeletons", None)
+        if item == "wood" and settings.get("target_biome") == "mountain":
+            settings.pop("target_biome")  # trees grow in grassland: a chain from wood needs the natural world
+        return _Handouts(settings, inventory)
 
 
 def earn_ladder(skill: str) -> tuple[CatalogueEnv, ...]:
-    """A skill's practice envs from everything handed out (level 0, the catalogue's env) to nothing handed out
-    (the real game with only a denser layout), one hand-out fewer per level."""
-    return (PRACTICE[skill], *(_earn_env(skill, k) for k in range(1, len(handouts(skill)) + 1)))
+    """A skill's practice envs from its catalogue env (level 0) to nothing handed out (the real game with a denser
+    layout). Each level withdraws the hand-out earned closest to the skill and gives instead what earning it needs
+    (the pickaxe of the stone env becomes a table and wood), so every level adds one earlier step of the chain."""
+    _, settings, inventory = _CRAFTER[skill]
+    state, withdrawn = _Handouts(dict(settings), dict(inventory)), []
+    ladder = [PRACTICE[skill]]
+    while state.items():
+        item = state.items()[0]
+        state, withdrawn = state.withdraw(item), [*withdrawn, item]
+        given = state.items()
+        env = DesignedEnv(
+            name=f"practice-{skill.replace('_', '-')}-earn{len(withdrawn)}",
+            purpose=(
+                f"Practise {skill} the way the real game asks: earn {', '.join(withdrawn)} in the world first"
+                + (f"; given {', '.join(given)}." if given else "; nothing is handed out.")
+            ),
+            config=CrafterEnvConfig(
+                environment_settings=CrafterEnvironmentSettings(**state.settings),
+                inventory_settings=CrafterInventorySettings(**state.inventory),
+            ),
+        )
+        ladder.append(CatalogueEnv(env=env, skills=(skill,)))
+    return tuple(ladder)
 
 
 CRAFTER = Game(
