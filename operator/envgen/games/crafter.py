@@ -227,7 +227,7 @@ def earn_ladder(skill: str) -> tuple[CatalogueEnv, ...]:
     layout). Each level withdraws the hand-out earned closest to the skill and gives instead what earning it needs
     (the pickaxe of the stone env becomes a table and wood), so every level adds one earlier step of the chain."""
     _, settings, inventory = _CRAFTER[skill]
-    state, withdrawn = _Handouts(dict(settings), dict(inventory)), []
+    state, withdrawn = _Handouts(dict(settings), dict(inventory)), list[str]()
     ladder = [PRACTICE[skill]]
     while state.items():
         item = state.items()[0]
