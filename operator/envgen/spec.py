@@ -231,6 +231,11 @@ class AgentSpec(SpecModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the agent trains: auto (a GPU when there is one), cpu or cuda."
     )
+    precision: Literal["float32", "bfloat16"] = Field(
+        default="float32",
+        description="Precision of the network's forward passes: float32, or bfloat16 (autocast, for GPUs with bf16; "
+        "the losses, gradients, weights and optimizer stay float32).",
+    )
 
     @model_validator(mode="after")
     def _batch_divisible(self) -> AgentSpec:

@@ -99,14 +99,16 @@ class ActorCritic(nn.Module):
         return self.encoder(obs.permute(0, 3, 1, 2).float() / 255.0)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.features(obs)).squeeze(-1)
+        """The value of each frame (float32, also under autocast)."""
+        return self.critic(self.features(obs)).squeeze(-1).float()
 
     def act(
         self, obs: torch.Tensor, action: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample (or score) actions: returns action, log-prob, entropy, value."""
+        """Sample (or score) actions: returns action, log-prob, entropy, value (the distribution and the value in
+        float32, also under autocast)."""
         hidden = self.features(obs)
-        dist = torch.distributions.Categorical(logits=self.actor(hidden))
+        dist = torch.distributions.Categorical(logits=self.actor(hidden).float())
         if action is None:
             action = dist.sample()
-        return action, dist.log_prob(action), dist.entropy(), self.critic(hidden).squeeze(-1)
+        return action, dist.log_prob(action), dist.entropy(), self.critic(hidden).squeeze(-1).float()

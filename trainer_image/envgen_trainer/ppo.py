@@ -61,14 +61,17 @@ class ToDevice:
 
 @dataclass(frozen=True)
 class PPOArgs:
-    """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network`` and
-    ``device``). Not configurable, as in CleanRL's defaults unless noted: advantages normalised per minibatch
-    (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant (CleanRL anneals it)."""
+    """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network``, ``device``
+    and ``precision``). Not configurable, as in CleanRL's defaults unless noted: advantages normalised per
+    minibatch (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant (CleanRL anneals
+    it)."""
 
     network: Literal["nature", "impala"]
     """the policy network: nature (the CNN of Mnih et al.) or impala (the residual CNN of Espeholt et al.)"""
     device: Literal["auto", "cpu", "cuda"]
     """where the agent trains: auto (a GPU when there is one), cpu or cuda"""
+    precision: Literal["float32", "bfloat16"]
+    """the forward passes' precision: float32, or bfloat16 autocast (losses, gradients and weights stay float32)"""
     learning_rate: float
     """the learning rate of the optimizer"""
     num_envs: int
@@ -102,6 +105,7 @@ class PPOArgs:
         return cls(
             network=spec.network,
             device=spec.device,
+            precision=spec.precision,
             learning_rate=as_float(spec.learning_rate),
             num_envs=spec.num_envs,
             num_steps=spec.rollout_steps,
@@ -146,6 +150,17 @@ class PPO:
         self.counters = Counters()
         self._update_threads = torch_threads()
 
+    def _forward(self) -> torch.autocast:
+        """The context of the network's forward passes: bfloat16 autocast when the agent asks for it."""
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=self.args.precision == "bfloat16")
+
+    def act(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's ``act`` in the agent's precision (outputs in float32)."""
+        with self._forward():
+            return self.net.act(obs, action)
+
     def _threads(self, n: int) -> None:
         if self.device.type == "cpu":
             torch.set_num_threads(n)
@@ -154,7 +169,7 @@ class PPO:
     def policy(self, obs: np.ndarray) -> np.ndarray:
         """Sample actions for a batch of frames (one torch thread: the env workers need the cores)."""
         self._threads(1)
-        action, _, _, _ = self.net.act(torch.as_tensor(obs, device=self.device))
+        action, _, _, _ = self.act(torch.as_tensor(obs, device=self.device))
         return action.cpu().numpy()
 
     def train(
@@ -184,7 +199,7 @@ class PPO:
             for t in range(length):
                 buf_obs[t], buf_done[t] = next_obs, next_done
                 with torch.no_grad():
-                    action, logp, _, value = self.net.act(next_obs)
+                    action, logp, _, value = self.act(next_obs)
                 buf_act[t], buf_logp[t], buf_val[t] = action, logp, value
                 obs_np, reward, done, episodes = vec.step(action.cpu().numpy())
                 buf_rew[t] = torch.as_tensor(reward, device=self.device)
@@ -195,7 +210,7 @@ class PPO:
                     on_episode(ep)
             rollout_s = time.perf_counter() - started
             self._threads(self._update_threads)
-            with torch.no_grad():
+            with torch.no_grad(), self._forward():
                 next_value = self.net.value(next_obs)
             advantages = self._gae(buf_rew, buf_val, buf_done, next_value, next_done)
             losses = self._update(
@@ -254,7 +269,7 @@ class PPO:
         for _ in range(args.update_epochs):
             order = torch.randperm(batch, device=self.device)
             for idx in torch.tensor_split(order, min(args.num_minibatches, batch)):
-                _, logp, entropy, value = self.net.act(obs[idx], actions[idx])
+                _, logp, entropy, value = self.act(obs[idx], actions[idx])
                 log_ratio = logp - old_logp[idx]
                 ratio = log_ratio.exp()
                 adv = advantages[idx]
