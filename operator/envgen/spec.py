@@ -236,6 +236,12 @@ class AgentSpec(SpecModel):
         description="Precision of the network's forward passes: float32, or bfloat16 (autocast, for GPUs with bf16; "
         "the losses, gradients, weights and optimizer stay float32).",
     )
+    env_groups: Annotated[int, Field(ge=1, le=2)] = Field(
+        default=1,
+        description="1: every environment steps on one batch of actions; 2: two groups of environment workers "
+        "alternate, one stepping while the other's actions are inferred (the same transitions per environment, "
+        "other random draws of the actions than with 1).",
+    )
 
     @model_validator(mode="after")
     def _batch_divisible(self) -> AgentSpec:

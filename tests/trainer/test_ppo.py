@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from envgen.contracts import UpdateStats
+from envgen.envconfig import CrafterEnvConfig
 from envgen.spec import AgentSpec
-from envgen_trainer.ppo import PPO, PPOArgs, ToDevice, pinned_copies
+from envgen_trainer.ppo import PPO, IterationStats, PPOArgs, ToDevice, pinned_copies
+from envgen_trainer.vecenv import EnvSpec, Episode, VecEnv
 
 
 def value_moved(clip_value_loss: bool) -> float:
@@ -51,6 +53,7 @@ OTHER = {
     "network": "impala",
     "device": "cpu",
     "precision": "bfloat16",
+    "envGroups": 2,
     "learningRate": "1e-3",
     "numEnvs": 16,
     "rolloutSteps": 256,
@@ -160,3 +163,23 @@ def test_bfloat16_autocast_learns_as_float32_does() -> None:
     # both learn the bandit from chance (0.25), at about the same pace
     assert half_rewards[-1] > 0.8 and full_rewards[-1] > 0.8, (half_rewards, full_rewards)
     assert abs(np.mean(half_rewards) - np.mean(full_rewards)) < 0.15, (half_rewards, full_rewards)
+
+
+def test_two_env_groups_step_every_env_through_each_rollout() -> None:
+    """With envGroups 2 (two workers, one stepping while the other's actions are inferred) each env takes every
+    step of each rollout: 3 envs with 16-step episodes each finish one, on the last step of 2 rollouts of 8 steps."""
+    torch.manual_seed(0)
+    spec = AgentSpec.model_validate(
+        {"numEnvs": 3, "rolloutSteps": 8, "epochs": 1, "minibatches": 1, "device": "cpu", "envGroups": 2}
+    )
+    agent = PPO(PPOArgs.from_spec(spec), num_actions=17)
+    short = CrafterEnvConfig.model_validate({"world_settings": {"length": 16}})
+    episodes: list[Episode] = []
+    iterations: list[IterationStats] = []
+    with VecEnv([EnvSpec("crafter", 31 + i, "e", short) for i in range(3)], num_workers=2) as vec:
+        assert len(vec.groups) == 2
+        assert agent.train(vec, 48, episodes.append, iterations.append) == 48
+    assert sorted(ep.slot for ep in episodes) == [0, 1, 2]
+    assert all(ep.length == 16 for ep in episodes)
+    assert [it.steps for it in iterations] == [24, 48]
+    assert all(np.isfinite(v) for it in iterations for v in it.losses.values())

@@ -80,3 +80,38 @@ def test_rollout_identical_to_stepping_the_envs_in_process() -> None:
 def test_an_error_in_a_worker_reaches_the_caller() -> None:
     with pytest.raises(VecEnvError, match="AssertionError"):
         VecEnv([EnvSpec("crafter", 1, config=HeistEnvConfig())], num_workers=1)
+
+
+def test_worker_groups_step_on_their_own_as_the_whole_batch_would() -> None:
+    """Two worker groups stepped alternately (one sent while the other is received) give each env the frames,
+    rewards, dones and episodes of the same env stepped in process."""
+    short = CrafterEnvConfig.model_validate({"world_settings": {"length": 16}})
+    specs = [EnvSpec("crafter", 21 + i, f"e{i}", short) for i in range(3)]
+    envs = [make_env(s) for s in specs]
+    rng = np.random.default_rng(1)
+    with VecEnv(specs, num_workers=2) as vec:
+        assert vec.groups == [range(0, 2), range(2, 3)]
+        obs = vec.reset()
+        assert np.array_equal(obs, np.stack([e.reset() for e in envs]))
+        finished = 0
+        for step in range(40):
+            actions = rng.integers(17, size=len(envs))
+            vec.send(0, actions[:2])
+            vec.send(1, actions[2:])
+            for group in (1, 0):
+                frames, rewards, dones, episodes = vec.receive(group)
+                for j, i in enumerate(vec.groups[group]):
+                    frame, reward, done, _ = envs[i].step(int(actions[i]))
+                    assert (np.float32(reward), done) == (rewards[j], dones[j])
+                    if done:
+                        frame = envs[i].reset()
+                    assert np.array_equal(frames[j], frame), (step, i)
+                assert sorted(ep.slot for ep in episodes) == [
+                    i for i in vec.groups[group] if dones[i - vec.groups[group].start]
+                ]
+                finished += len(episodes)
+        assert finished == 6
+        with pytest.raises(RuntimeError, match="unevenly"):
+            vec.send(0, actions[:2])
+            vec.receive(0)
+            vec.step(actions)

@@ -61,15 +61,18 @@ class ToDevice:
 
 @dataclass(frozen=True)
 class PPOArgs:
-    """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network``, ``device``
-    and ``precision``). Not configurable, as in CleanRL's defaults unless noted: advantages normalised per
-    minibatch (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant (CleanRL anneals
-    it)."""
+    """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network``, ``device``,
+    ``precision`` and ``env_groups``). Not configurable, as in CleanRL's defaults unless noted: advantages
+    normalised per minibatch (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant
+    (CleanRL anneals it)."""
 
     network: Literal["nature", "impala"]
     """the policy network: nature (the CNN of Mnih et al.) or impala (the residual CNN of Espeholt et al.)"""
     device: Literal["auto", "cpu", "cuda"]
     """where the agent trains: auto (a GPU when there is one), cpu or cuda"""
+    env_groups: int
+    """1: every env steps on one action batch; 2: two groups of env workers alternate, one stepping while the
+    other's actions are inferred"""
     precision: Literal["float32", "bfloat16"]
     """the forward passes' precision: float32, or bfloat16 autocast (losses, gradients and weights stay float32)"""
     learning_rate: float
@@ -106,6 +109,7 @@ class PPOArgs:
             network=spec.network,
             device=spec.device,
             precision=spec.precision,
+            env_groups=spec.env_groups,
             learning_rate=as_float(spec.learning_rate),
             num_envs=spec.num_envs,
             num_steps=spec.rollout_steps,
@@ -182,39 +186,68 @@ class PPO:
         """Run PPO for about ``steps`` env steps (whole env batches); returns the steps done."""
         num_envs, horizon = vec.num_envs, self.args.num_steps
         obs_np = vec.reset()
-        to_device = ToDevice(self.device, obs_np.shape, torch.uint8)
-        next_obs = to_device(obs_np)
-        next_done = torch.zeros(num_envs, device=self.device)
+        obs_shape = obs_np.shape[1:]
+        # lockstep: every env steps on one action batch; two groups: one group steps while the other's actions
+        # are inferred (each env's transitions are the same consecutive ones, under the rollout's one policy)
+        grouped = self.args.env_groups == 2 and len(vec.groups) == 2
+        parts = vec.groups if grouped else [range(num_envs)]
+        stash: list[np.ndarray] = []
+
+        def send(group: int, actions: np.ndarray) -> None:
+            if grouped:
+                vec.send(group, actions)
+            else:
+                stash[:] = [actions]
+
+        def receive(group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Episode]]:
+            return vec.receive(group) if grouped else vec.step(stash[0])
+
+        to_device = [ToDevice(self.device, (len(envs), *obs_shape), torch.uint8) for envs in parts]
+        next_obs = [move(obs_np[envs.start : envs.stop]) for move, envs in zip(to_device, parts, strict=True)]
+        next_done = [torch.zeros(len(envs), device=self.device) for envs in parts]
+
+        def received(rewards: torch.Tensor, t: int, group: int) -> None:
+            """Record the step ``t`` of a group that ``send`` started."""
+            envs = parts[group]
+            obs, reward, done, episodes = receive(group)
+            rewards[t, envs.start : envs.stop] = torch.as_tensor(reward, device=self.device)
+            next_obs[group] = to_device[group](obs)
+            next_done[group] = torch.as_tensor(done, dtype=torch.float32, device=self.device)
+            for ep in episodes:
+                self.counters.episodes += 1
+                on_episode(ep)
+
         done_steps = 0
         while done_steps < steps:
             length = min(horizon, -(-(steps - done_steps) // num_envs))
             started = time.perf_counter()
             self._threads(1)
-            buf_obs = torch.zeros((length, num_envs, *obs_np.shape[1:]), dtype=torch.uint8, device=self.device)
+            buf_obs = torch.zeros((length, num_envs, *obs_shape), dtype=torch.uint8, device=self.device)
             buf_act = torch.zeros((length, num_envs), dtype=torch.long, device=self.device)
             buf_logp = torch.zeros((length, num_envs), device=self.device)
             buf_rew = torch.zeros((length, num_envs), device=self.device)
             buf_done = torch.zeros((length, num_envs), device=self.device)
             buf_val = torch.zeros((length, num_envs), device=self.device)
+
             for t in range(length):
-                buf_obs[t], buf_done[t] = next_obs, next_done
-                with torch.no_grad():
-                    action, logp, _, value = self.act(next_obs)
-                buf_act[t], buf_logp[t], buf_val[t] = action, logp, value
-                obs_np, reward, done, episodes = vec.step(action.cpu().numpy())
-                buf_rew[t] = torch.as_tensor(reward, device=self.device)
-                next_obs = to_device(obs_np)
-                next_done = torch.as_tensor(done, dtype=torch.float32, device=self.device)
-                for ep in episodes:
-                    self.counters.episodes += 1
-                    on_episode(ep)
+                for group, envs in enumerate(parts):
+                    if t > 0:
+                        received(buf_rew, t - 1, group)
+                    cols = slice(envs.start, envs.stop)
+                    buf_obs[t, cols], buf_done[t, cols] = next_obs[group], next_done[group]
+                    with torch.no_grad():
+                        action, logp, _, value = self.act(next_obs[group])
+                    buf_act[t, cols], buf_logp[t, cols], buf_val[t, cols] = action, logp, value
+                    send(group, action.cpu().numpy())
+            for group in range(len(parts)):
+                received(buf_rew, length - 1, group)
             rollout_s = time.perf_counter() - started
             self._threads(self._update_threads)
             with torch.no_grad(), self._forward():
-                next_value = self.net.value(next_obs)
-            advantages = self._gae(buf_rew, buf_val, buf_done, next_value, next_done)
+                next_value = torch.cat([self.net.value(obs) for obs in next_obs])
+            advantages = self._gae(buf_rew, buf_val, buf_done, next_value, torch.cat(next_done))
             losses = self._update(
-                buf_obs.reshape(-1, *obs_np.shape[1:]),
+                buf_obs.reshape(-1, *obs_shape),
                 buf_act.reshape(-1),
                 buf_logp.reshape(-1),
                 advantages.reshape(-1),

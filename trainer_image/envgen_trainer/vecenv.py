@@ -2,8 +2,10 @@
 
 Workers write observations, rewards, dones and the statistics of finished episodes in place into preallocated
 shared memory (two alternating frame buffers, so the frames a step returns stay valid while the next step runs);
-a step is one byte to each worker and one byte back, nothing is pickled. Envs reset automatically at the end of
-an episode; each finished episode is reported as an ``Episode`` (return, length, achievements unlocked).
+a step is one byte to each worker and one byte back, nothing is pickled. ``step`` steps every env; ``send`` and
+``receive`` step one of two worker groups on its own (one group steps while the caller infers the other's
+actions). Envs reset automatically at the end of an episode; each finished episode is reported as an ``Episode``
+(return, length, achievements unlocked).
 
 Envs that can prepare their next episode (``follow``, e.g. ``ConfigurableCrafter``) keep a spare instance of the
 same spec that generates the next world while the worker would otherwise wait for actions, so resets are off
@@ -213,7 +215,13 @@ class VecEnv:
         self._labels = [s.label for s in specs]
         ctx = mp.get_context("spawn")
         self._buffers = _Buffers(ctx, self.num_envs, trainer_game(game_name).obs_shape, len(self._skills))
-        self._buf = 0
+        self._bufs = [0] * num_workers  # each worker's current frame buffer
+        self._ranges = [range(int(block[0]), int(block[-1]) + 1) for block in blocks]
+        half = (num_workers + 1) // 2
+        self._group_workers = [list(range(half)), list(range(half, num_workers))] if num_workers > 1 else [[0]]
+        self.groups = [range(self._ranges[w[0]].start, self._ranges[w[-1]].stop) for w in self._group_workers]
+        """The envs of each worker group ``send``/``receive`` step on their own: the first and the second half
+        of the workers (one group with one worker)."""
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         try:
@@ -230,9 +238,9 @@ class VecEnv:
             self.close()
             raise
 
-    def _wait(self) -> None:
-        """Wait for every worker's answer to the last command."""
-        for conn in self._conns:
+    def _wait(self, workers: Sequence[int] | None = None) -> None:
+        """Wait for the answers of ``workers`` (default every worker) to their last command."""
+        for conn in self._conns if workers is None else [self._conns[w] for w in workers]:
             try:
                 answer = conn.recv_bytes()
             except EOFError:
@@ -240,29 +248,51 @@ class VecEnv:
             if answer[0] == _ERROR:
                 raise VecEnvError(answer[1:].decode())
 
-    def _command(self, cmd: int) -> None:
-        message = bytes((cmd, self._buf))
-        for conn in self._conns:
-            conn.send_bytes(message)
-        self._wait()
+    def _send(self, cmd: int, workers: Sequence[int]) -> None:
+        for w in workers:
+            self._bufs[w] ^= 1
+            self._conns[w].send_bytes(bytes((cmd, self._bufs[w])))
 
     def reset(self) -> Obs:
         """Reset every env; observations stacked as (N, H, W, C)."""
-        self._buf ^= 1
-        self._command(_RESET)
-        return self._buffers.obs[self._buf]
+        buf = self._bufs[0] ^ 1
+        self._bufs = [buf ^ 1] * len(self._conns)
+        workers = range(len(self._conns))
+        self._send(_RESET, workers)
+        self._wait(workers)
+        return self._buffers.obs[buf]
 
     def step(
         self, actions: npt.NDArray[np.integer]
     ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
         """Step every env; finished envs are already reset. Returns obs, rewards, dones, finished episodes."""
-        b = self._buffers
-        b.actions[:] = actions
-        self._buf ^= 1
-        self._command(_STEP)
-        buf = self._buf
-        dones = b.done[buf].copy()
-        finished = np.flatnonzero(dones).tolist() if dones.any() else []
+        if len(set(self._bufs)) > 1:
+            raise RuntimeError("the worker groups were stepped unevenly: receive each group as often first")
+        workers = range(len(self._conns))
+        self._buffers.actions[:] = actions
+        self._send(_STEP, workers)
+        self._wait(workers)
+        return self._results(range(self.num_envs), self._bufs[0])
+
+    def send(self, group: int, actions: npt.NDArray[np.integer]) -> None:
+        """Start stepping the envs of ``groups[group]`` with ``actions`` (one per env of the group)."""
+        envs = self.groups[group]
+        self._buffers.actions[envs.start : envs.stop] = actions
+        self._send(_STEP, self._group_workers[group])
+
+    def receive(self, group: int) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
+        """Wait for the step ``send`` started on a group; returns what ``step`` does, for the group's envs (the
+        episodes' slots count all envs)."""
+        workers = self._group_workers[group]
+        self._wait(workers)
+        return self._results(self.groups[group], self._bufs[workers[0]])
+
+    def _results(
+        self, envs: range, buf: int
+    ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
+        b, lo, hi = self._buffers, envs.start, envs.stop
+        dones = b.done[buf, lo:hi].copy()
+        finished = (lo + np.flatnonzero(dones)).tolist() if dones.any() else []
         episodes = [
             Episode(
                 i,
@@ -273,7 +303,7 @@ class VecEnv:
             )
             for i in finished
         ]
-        return b.obs[buf], b.reward[buf].copy(), dones, episodes
+        return b.obs[buf, lo:hi], b.reward[buf, lo:hi].copy(), dones, episodes
 
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit in time)."""
