@@ -184,9 +184,7 @@ def open_session(
             server.stop()
         raise
     designer: Designer = (
-        ConstrainedLLMDesigner(client)
-        if constrained
-        else LLMDesigner(client, critic=plan.designer.critic)
+        ConstrainedLLMDesigner(client) if constrained else LLMDesigner(client, critic=plan.designer.critic)
     )
     return DesignerSession(plan, designer if plan.designer.type == "llm" else FixedDesigner(designer), client, server)
 
