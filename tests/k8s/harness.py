@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from spec.corpus import Case
 
 from envgen.contracts import SkillStat, TrainingMetrics, TrainingTask
 from envgen.k8s import API_GROUP, API_VERSION, CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL, TASK_ANNOTATION
@@ -42,6 +43,8 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
 JOB_FAILED = "<job failed>"
+# Metadata the API server validates itself: refused, but its messages do not use our dotted path.
+SERVER_WORDED = ("metadata.namespace", "metadata.labels")
 T = TypeVar("T")
 
 
@@ -84,6 +87,18 @@ class Cluster:
     @property
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
+
+    async def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a custom object of ours as a strict client does (unknown fields are errors)."""
+        return await call(
+            self.custom.create_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            self.namespace,
+            plural,
+            body,
+            field_validation="Strict",
+        )
 
     # ---- runs and cycles ----
     async def create_run(self, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -349,11 +364,15 @@ class OperatorProcess:
         self._thread = threading.Thread(target=self._main, args=(cfg, self._stop), daemon=True)
         self._thread.start()
 
+    def registry(self, cfg: OperatorConfig) -> kopf.OperatorRegistry:
+        """The handlers this operator runs (all of the operator's; a subclass may run fewer)."""
+        return make_registry(cfg)
+
     def _main(self, cfg: OperatorConfig, stop: threading.Event) -> None:
         try:
             asyncio.run(
                 kopf.operator(
-                    registry=make_registry(cfg),
+                    registry=self.registry(cfg),
                     settings=make_settings(cfg),
                     standalone=True,
                     namespaces=[self.cluster.namespace],
@@ -380,6 +399,27 @@ class OperatorProcess:
         """Fail when the operator died."""
         if self._error is not None:
             raise self._error
+
+
+async def refusals(cluster: Cluster, plural: str, cases: list[Case]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Create each invalid case's manifest: the cases accepted, and the refusals whose message does not name the
+    case's field (its last segment; list indexes, and metadata the API server words itself, aside)."""
+    accepted: list[str] = []
+    unnamed: list[tuple[str, ...]] = []
+    for case in cases:
+        body = case.manifest()
+        body.setdefault("metadata", {}).setdefault("namespace", cluster.namespace)
+        try:
+            await cluster.create(plural, body)
+        except ApiException as refused:
+            said = json.loads(refused.body).get("message", "") if refused.body else str(refused)
+            assert refused.status in (400, 422), (case.name, refused.status, said)
+            last = (case.field or "").split(".")[-1]
+            if case.field and not case.field.startswith(SERVER_WORDED) and not last.isdigit() and last not in said:
+                unnamed.append((case.name, case.field, said))
+        else:
+            accepted.append(case.name)
+    return accepted, unnamed
 
 
 def _now() -> str:

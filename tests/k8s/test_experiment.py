@@ -5,10 +5,7 @@ its runs through the real garbage collector."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import statistics
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +19,10 @@ from envgen.experiment import stats
 from envgen.experiment.cluster import LABEL_ARM, LABEL_EXPERIMENT, register
 from envgen.experiment.model import PLURAL
 from envgen.k8s import API_GROUP, API_VERSION, CYCLES_PLURAL, LABEL_RUN, RUNS_PLURAL
-from envgen.k8s.operator import OperatorConfig, make_settings
+from envgen.k8s.operator import OperatorConfig
 
-from .harness import Cluster, OperatorProcess, call, eventually
+from .harness import Cluster, OperatorProcess, call, eventually, refusals
 from .test_kubectl import kubectl, kubectl_binary
-from .test_real_server import _SERVER_WORDED
 
 pytestmark = pytest.mark.real_server
 
@@ -39,7 +35,7 @@ HEURISTIC_SCORES = {0: 7.5, 1: 8.0, 2: 9.5}
 class ExperimentOperator(OperatorProcess):
     """The experiment handlers alone (no EnvGenRun reconciler: the test plays the arms' runs)."""
 
-    def _main(self, cfg: OperatorConfig, stop: threading.Event) -> None:
+    def registry(self, cfg: OperatorConfig) -> kopf.OperatorRegistry:
         registry = kopf.OperatorRegistry()
 
         @kopf.on.login(registry=registry)
@@ -47,18 +43,7 @@ class ExperimentOperator(OperatorProcess):
             return kopf.login_via_client(**kwargs)
 
         register(registry, cfg.api)
-        try:
-            asyncio.run(
-                kopf.operator(
-                    registry=registry,
-                    settings=make_settings(cfg),
-                    standalone=True,
-                    namespaces=[self.cluster.namespace],
-                    stop_flag=stop,
-                )
-            )
-        except BaseException as exc:
-            self._error = exc
+        return registry
 
 
 def experiment(name: str) -> dict[str, Any]:
@@ -231,27 +216,7 @@ async def test_the_apiserver_refuses_the_invalid_experiments(real_cluster: Clust
     """Every invalid experiment of the corpus is refused at admission, naming its field; nothing is created."""
     cases = committed(INVALID)
     assert len(cases) >= 15
-    accepted, unnamed = [], []
-    for case in cases:
-        body = case.manifest()
-        try:
-            await call(
-                real_cluster.custom.create_namespaced_custom_object,
-                API_GROUP,
-                API_VERSION,
-                real_cluster.namespace,
-                PLURAL,
-                body,
-                field_validation="Strict",
-            )
-        except ApiException as refused:
-            said = json.loads(refused.body).get("message", "") if refused.body else str(refused)
-            assert refused.status in (400, 422), (case.name, refused.status, said)
-            last = (case.field or "").split(".")[-1]
-            if case.field and not case.field.startswith(_SERVER_WORDED) and not last.isdigit() and last not in said:
-                unnamed.append((case.name, case.field, said))
-        else:
-            accepted.append(case.name)
+    accepted, unnamed = await refusals(real_cluster, PLURAL, cases)
     assert not accepted, f"the API server accepted {accepted}"
     assert not unnamed, unnamed
     listed = await call(
@@ -261,15 +226,7 @@ async def test_the_apiserver_refuses_the_invalid_experiments(real_cluster: Clust
     # what the model takes, the CRD takes: a share as an integer or a quoted decimal
     good = experiment("shares")
     good["spec"]["arms"] += [{"name": "all", "designedShare": 1}, {"name": "most", "designedShare": "0.75"}]
-    created = await call(
-        real_cluster.custom.create_namespaced_custom_object,
-        API_GROUP,
-        API_VERSION,
-        real_cluster.namespace,
-        PLURAL,
-        good,
-        field_validation="Strict",
-    )
+    created = await real_cluster.create(PLURAL, good)
     assert [a.get("designedShare") for a in created["spec"]["arms"]] == [None, None, 1, "0.75"]
 
 
@@ -298,13 +255,6 @@ async def test_kubectl_explains_and_lists_experiments(real_cluster: Cluster, tmp
     assert "Share of each cycle's steps spent in the designed environments" in text
     text = " ".join((await kubectl(real_cluster, tmp_path, "explain", "envgenexperiments.status.arms.mde")).split())
     assert "Minimum detectable effect" in text
-    await call(
-        real_cluster.custom.create_namespaced_custom_object,
-        API_GROUP,
-        API_VERSION,
-        real_cluster.namespace,
-        PLURAL,
-        experiment("listed"),
-    )
+    await real_cluster.create(PLURAL, experiment("listed"))
     header = (await kubectl(real_cluster, tmp_path, "get", "egx")).splitlines()[0].split()
     assert header[:7] == ["NAME", "ARMS", "FINISHED", "BEST", "DIFFERENCE", "P", "SUCCEEDED"]

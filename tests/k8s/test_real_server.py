@@ -10,11 +10,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from spec.corpus import committed
 
-from envgen.k8s import API_GROUP, API_VERSION, RUNS_PLURAL
+from envgen.k8s import RUNS_PLURAL
 from envgen.k8s.crd import DECIMAL_DESCRIPTION
 
 from .conftest import RealServer
-from .harness import Cluster, call
+from .harness import Cluster, refusals
 from .test_kubectl import kubectl, kubectl_binary
 
 pytestmark = pytest.mark.real_server
@@ -74,34 +74,10 @@ async def test_kubectl_explain_describes_int_or_string_fields(real_cluster: Clus
     assert f"gamma <Object> {DECIMAL_DESCRIPTION}" in fields
 
 
-# Metadata the API server validates itself: refused, but its messages do not use our dotted path.
-_SERVER_WORDED = ("metadata.namespace", "metadata.labels")
-
-
 async def test_the_apiserver_refuses_the_invalid_corpus(real_cluster: Cluster) -> None:
     """Every schema-level case of the invalid-input corpus is refused at admission, naming its field."""
     cases = [c for c in committed() if c.refused_by != "file"]
     assert len(cases) >= 40
-    accepted, unnamed = [], []
-    for case in cases:
-        body = case.manifest()
-        body.setdefault("metadata", {}).setdefault("namespace", real_cluster.namespace)
-        try:
-            await call(
-                real_cluster.custom.create_namespaced_custom_object,
-                API_GROUP,
-                API_VERSION,
-                real_cluster.namespace,
-                RUNS_PLURAL,
-                body,
-                field_validation="Strict",
-            )
-        except ApiException as refused:
-            said = json.loads(refused.body).get("message", "") if refused.body else str(refused)
-            assert refused.status in (400, 422), (case.name, refused.status, said)
-            if case.field and not case.field.startswith(_SERVER_WORDED) and case.field.split(".")[-1] not in said:
-                unnamed.append((case.name, case.field, said))
-        else:
-            accepted.append(case.name)
+    accepted, unnamed = await refusals(real_cluster, RUNS_PLURAL, cases)
     assert not accepted, f"the API server accepted {accepted}"
     assert not unnamed, unnamed
