@@ -204,16 +204,7 @@ class JobPlayer:
             terminated["message"] = message
         pod_status = {
             "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "containerStatuses": [
-                {
-                    "name": CONTAINER,
-                    "image": "trainer",
-                    "imageID": "sim://trainer",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"terminated": terminated},
-                }
-            ],
+            "containerStatuses": [_trainer_ended(terminated)],
         }
         if c.job_mode == "kubelet":
             ended = 0
@@ -264,16 +255,7 @@ class JobPlayer:
         status = {
             "phase": "Failed",
             "conditions": [disrupted],
-            "containerStatuses": [
-                {
-                    "name": CONTAINER,
-                    "image": "trainer",
-                    "imageID": "sim://trainer",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"terminated": killed},
-                }
-            ],
+            "containerStatuses": [_trainer_ended(killed)],
         }
         await call(c.core.patch_namespaced_pod_status, pod_name, c.namespace, {"status": status})
         return dict(pod)
@@ -420,6 +402,18 @@ async def refusals(cluster: Cluster, plural: str, cases: list[Case]) -> tuple[li
         else:
             accepted.append(case.name)
     return accepted, unnamed
+
+
+def _trainer_ended(terminated: dict[str, Any]) -> dict[str, Any]:
+    """The trainer container's status once it has ended (``terminated``: its exit code, reason and times)."""
+    return {
+        "name": CONTAINER,
+        "image": "trainer",
+        "imageID": "sim://trainer",
+        "ready": False,
+        "restartCount": 0,
+        "state": {"terminated": terminated},
+    }
 
 
 def _now() -> str:
