@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.science.run import PROFILES
 from envgen.achievements import ACHIEVEMENTS
 from envgen.cli import main
 
 pytestmark = pytest.mark.slow(minutes=5)
 
+SMOKE = PROFILES["smoke"]
 TINY = {
     "apiVersion": "envgen.dev/v1alpha1",
     "kind": "EnvGenExperiment",
@@ -24,14 +26,7 @@ TINY = {
             "game": "crafter",
             "envsPerCycle": 2,
             "cycles": 1,
-            "training": {
-                "designedEnvSteps": 1024,
-                "gameSteps": 512,
-                "finalSteps": 1024,
-                "evalEpisodes": 2,
-                "evalRuns": 1,
-                "designedEnvLength": 128,
-            },
+            "training": SMOKE["training"],  # the science smoke profile's budget: the least that proves the pipeline
             "agent": {"numEnvs": 4, "rolloutSteps": 128, "epochs": 1, "minibatches": 4, "device": "cpu"},
         },
         "arms": [
