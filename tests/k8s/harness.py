@@ -112,15 +112,19 @@ class Cluster:
             self.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, body
         )
 
-    async def run(self, name: str) -> dict[str, Any] | None:
+    async def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        """A custom object of ours, or None when there is none."""
         try:
             return await call(
-                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, RUNS_PLURAL, name
+                self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, self.namespace, plural, name
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    async def run(self, name: str) -> dict[str, Any] | None:
+        return await self.get(RUNS_PLURAL, name)
 
     async def patch_run(self, name: str, patch: dict[str, Any]) -> None:
         await call(

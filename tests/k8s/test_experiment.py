@@ -11,7 +11,6 @@ from typing import Any
 
 import kopf
 import pytest
-from kubernetes.client.exceptions import ApiException
 from spec.corpus import committed
 
 from envgen.contracts import TrainingMetrics
@@ -62,17 +61,6 @@ def experiment(name: str) -> dict[str, Any]:
             "arms": [{"name": "none", "designer": {"type": "none"}}, {"name": "heuristic"}],
         },
     }
-
-
-async def get(cluster: Cluster, plural: str, name: str) -> dict[str, Any] | None:
-    try:
-        return await call(
-            cluster.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, cluster.namespace, plural, name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 async def arm_runs(cluster: Cluster, exp: str) -> dict[str, dict[str, Any]]:
@@ -236,7 +224,7 @@ async def _when(value: Any, ok: Any) -> Any:
 
 
 async def _status(cluster: Cluster, name: str, ok: Any) -> dict[str, Any] | None:
-    body = await get(cluster, PLURAL, name)
+    body = await cluster.get(PLURAL, name)
     status = (body or {}).get("status") or {}
     return status if status and ok(status) else None
 
