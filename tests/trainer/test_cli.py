@@ -21,40 +21,26 @@ from envgen_trainer.metrics import env_results, success_rates
 from envgen_trainer.runner import run_task
 from envgen_trainer.vecenv import Episode
 
+from .tasks import cycle_task
+
 AGENT = {"numEnvs": 2, "rolloutSteps": 32, "minibatches": 2, "epochs": 1}
 
 
-def _task(tmp: Path, name: str, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "run": "t",
-        "name": name,
-        "phase": "cycle",
-        "cycle": 1,
-        "seed": 0,
+GRASS = {
+    "name": "grass",
+    "weight": 1,
+    "config": {
         "game": "crafter",
-        "envs": [
-            {
-                "name": "grass",
-                "weight": 1,
-                "config": {
-                    "game": "crafter",
-                    "environment_settings": {"target_biome": "grassland", "place_table": True},
-                    "inventory_settings": {"wood": 2},
-                    "world_settings": {"length": 40},
-                },
-            }
-        ],
-        "designedEnvSteps": 128,
-        "gameSteps": 64,
-        "evalEpisodes": 2,
-        "evalRuns": 2,
-        "agent": AGENT,
-        "checkpointOut": str(tmp / f"{name}.pt"),
-        "outputDir": str(tmp / name),
-        "terminationMessagePath": str(tmp / f"{name}.term"),
-    }
-    doc.update(extra)
-    return doc
+        "environment_settings": {"target_biome": "grassland", "place_table": True},
+        "inventory_settings": {"wood": 2},
+        "world_settings": {"length": 40},
+    },
+}
+
+
+def _task(tmp: Path, name: str, **extra: Any) -> dict[str, Any]:
+    budget = {"designedEnvSteps": 128, "gameSteps": 64, "evalEpisodes": 2, "evalRuns": 2, "agent": AGENT}
+    return cycle_task(tmp, "t", name, [GRASS], **{**budget, **extra})
 
 
 def _cli(tmp: Path, task: dict[str, Any] | str) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,8 @@ from envgen_trainer.ppo import PPO, PPOArgs
 from envgen_trainer.runner import run_task
 from envgen_trainer.vecenv import Episode
 
+from .tasks import cycle_task
+
 EPISODE = 16  # designed episodes last exactly one rollout: every update ends on episode boundaries
 UPDATES = 6  # designed-env updates of 2 envs x 16 steps; then one real-game update
 UPDATE = 2 * EPISODE
@@ -33,33 +35,26 @@ TOTAL = (UPDATES + 1) * UPDATE
 
 
 def _task(tmp: Path, name: str, **agent: Any) -> dict[str, Any]:
-    return {
-        "run": "r",
-        "name": name,
-        "phase": "cycle",
-        "cycle": 1,
-        "seed": 0,
-        "game": "crafter",
-        "envs": [
-            {
-                "name": "meadow",
-                "config": {
-                    "game": "crafter",
-                    "environment_settings": {"target_biome": "grassland", "peaceful_mode": True},
-                    "world_settings": {"length": EPISODE},
-                },
-            }
-        ],
-        "designedEnvSteps": UPDATES * UPDATE,
-        "gameSteps": UPDATE,
-        "evalEpisodes": 0,
-        "agent": {"numEnvs": 2, "rolloutSteps": EPISODE, "minibatches": 2, "epochs": 1, "device": "cpu", **agent},
-        "checkpointOut": str(tmp / f"{name}.pt"),
-        "outputDir": str(tmp / name),
-        "terminationMessagePath": str(tmp / f"{name}.term"),
-        "resumeEverySeconds": 0,
-        "resumeEveryUpdates": 1,
+    meadow = {
+        "name": "meadow",
+        "config": {
+            "game": "crafter",
+            "environment_settings": {"target_biome": "grassland", "peaceful_mode": True},
+            "world_settings": {"length": EPISODE},
+        },
     }
+    return cycle_task(
+        tmp,
+        "r",
+        name,
+        [meadow],
+        designedEnvSteps=UPDATES * UPDATE,
+        gameSteps=UPDATE,
+        evalEpisodes=0,
+        agent={"numEnvs": 2, "rolloutSteps": EPISODE, "minibatches": 2, "epochs": 1, "device": "cpu", **agent},
+        resumeEverySeconds=0,
+        resumeEveryUpdates=1,
+    )
 
 
 def _start(tmp: Path, task: dict[str, Any]) -> subprocess.Popen[str]:
