@@ -41,8 +41,9 @@ def test_exit_zero_without_metrics_is_not_usable(tmp_path: Path) -> None:
     backend = LocalBackend(RunDir(tmp_path), trainer("pass"))
     launch_and_wait(backend)
     (task,) = backend.observe().tasks
-    assert task.state == "succeeded" and task.metrics is None and task.failed
-    assert task.reason is not None and task.reason.startswith("MetricsUnavailable")
+    # the same rule as the cluster's observation: a clean exit without usable metrics is a failure
+    assert task.state == "failed" and task.metrics is None and task.failed and not task.usable
+    assert task.reason == "MetricsUnavailable" and task.message is not None and "missing" in task.message
 
 
 def test_failed_trainer_reports_its_error(tmp_path: Path) -> None:

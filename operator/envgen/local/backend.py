@@ -97,11 +97,13 @@ class LocalBackend:
         exit_text = _read_text(folder / "exit-code")
         metrics = self._metrics(name, folder)
         state: TaskState
+        message = None
         if exit_text is None:
             state, reason = "running", None
+        elif exit_text == "0" and (why := unusable(metrics)) is not None:
+            state, (reason, message) = "failed", why  # the one rule the cluster's observation follows too
         elif exit_text == "0":
-            why = unusable(metrics)
-            state, reason = "succeeded", None if why is None else ": ".join(why)
+            state, reason = "succeeded", None
         else:
             state = "failed"
             reason = (metrics.error if metrics and metrics.error else None) or f"trainer exited with code {exit_text}"
@@ -114,6 +116,7 @@ class LocalBackend:
             state=state,
             metrics=metrics,
             reason=reason,
+            message=message,
         )
 
     def _metrics(self, name: str, folder: Path) -> TrainingMetrics | None:
