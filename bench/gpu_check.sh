@@ -36,9 +36,10 @@ done
 
 # The paper's profile in chunks: a 1.5-minute chunk, then a second run that must resume it (not start over).
 echo "== science --profile paper, arm none, 1 seed: a 1.5-minute chunk, then a resume"
+science=$(mktemp -d)  # a check, not a result: runs and results go to a scratch folder
 for chunk in 1 2; do
-    timeout 240 "$PY" -m bench.science run --profile paper --arms none --seeds 1 --max-minutes 1.5 || true
+    ENVGEN_SCIENCE_DIR="$science" timeout 240 "$PY" -m bench.science run --profile paper --arms none --seeds 1 \
+        --max-minutes 1.5 || true
 done
-grep -h '"steps"' bench/science/runs/paper/sci/arms/none/tasks/*/progress.json 2>/dev/null | tail -1 \
+grep -h '"steps"' "$science"/runs/paper/sci/arms/none/tasks/*/progress.json 2>/dev/null | tail -1 \
     || echo "no progress recorded"
-rm -rf bench/science/results/paper  # a check, not a result: the next real paper run starts clean
