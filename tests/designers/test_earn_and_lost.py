@@ -77,8 +77,8 @@ def test_the_earn_level_climbs_with_in_env_success_and_retreats_when_it_collapse
 def test_a_lost_skill_gets_practice_and_the_critic_reports_it_when_it_does_not() -> None:
     held = dict(collect_wood=90.0, place_table=60.0, wake_up=87.0, collect_drink=80.0)
     history = [cycle(1, [], None, **held), cycle(2, [], None, **(held | {"wake_up": 5.0}))]
-    assert lost_skills(CRAFTER, history) == ["wake_up"]
-    assert lost_skills(CRAFTER, history[:1]) == []
+    assert lost_skills(CRAFTER, history) == {"wake_up": 87.0}
+    assert lost_skills(CRAFTER, history[:1]) == {}
     assert targets(CRAFTER, history, 2)[0] == "wake_up"
     design = HeuristicDesigner().design(DesignRequest(game="crafter", cycle=3, num_envs=4, history=history))
     assert design.envs[0].name == PRACTICE["wake_up"].env.name

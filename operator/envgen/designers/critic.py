@@ -22,7 +22,7 @@ from ..envconfig import DesignedEnv, Finding
 from ..games import GameName
 from ..games import game as game_of
 from .base import env_findings
-from .progress import latest_success, lost_skills, success_of
+from .progress import latest_success, lost_skills
 
 
 @cache
@@ -75,9 +75,8 @@ def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
         game = game_of(request.game)
         history = list(request.history)
         now = latest_success(history)
-        for skill in lost_skills(game, history):
+        for skill, best in lost_skills(game, history).items():
             if not any(re.search(rf"\b{skill}\b", env.purpose) for env in envs):
-                best = max(success_of(h.feedback)[skill] for h in history[:-1])
                 add(
                     "lost-skill",
                     f"{skill} fell from {best:.0f}% to {now[skill]:.0f}% in the real game and no environment "

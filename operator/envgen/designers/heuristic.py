@@ -147,16 +147,20 @@ def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[
     return ranked[:n]
 
 
+def _pick(game: Game, success: dict[str, float], lost: list[str], stall: set[str], n: int) -> list[str]:
+    first = lost[: max(1, n // 2)]
+    ranked = curriculum(game, success, len(game.skills), stall)
+    return (first + [s for s in ranked if s not in first])[:n]
+
+
 def targets(game: Game, history: list[CycleHistory], n: int) -> list[str]:
     """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's."""
-    lost = lost_skills(game, history)[: max(1, n // 2)]
-    ranked = curriculum(game, latest_success(history), len(game.skills), stalled(game, history))
-    return (lost + [s for s in ranked if s not in lost])[:n]
+    return _pick(game, latest_success(history), list(lost_skills(game, history)), stalled(game, history), n)
 
 
 def _practise(game: Game, history: list[CycleHistory], n: int) -> tuple[list[CatalogueEnv], str]:
-    success, lost, stall = latest_success(history), lost_skills(game, history), stalled(game, history)
-    chosen = targets(game, history, max(1, n // SLOTS_PER_TARGET))
+    success, lost, stall = latest_success(history), list(lost_skills(game, history)), stalled(game, history)
+    chosen = _pick(game, success, lost, stall, max(1, n // SLOTS_PER_TARGET))
     levels = {t: earn_level(game, history, t) for t in chosen}
     picked = spread(tuple(ladder_of(game, t)[levels[t]] for t in chosen), n)
     note = "heuristic: practising " + ", ".join(

@@ -20,12 +20,12 @@ def latest_success(history: list[CycleHistory]) -> dict[str, float]:
     return success_of(history[-1].feedback if history else None)
 
 
-def lost_skills(game: Game, history: list[CycleHistory]) -> list[str]:
+def lost_skills(game: Game, history: list[CycleHistory]) -> dict[str, float]:
     """Skills the agent held in the real game (>= LOST_FROM at some cycle) and now does at under LOST_SHARE of its
-    best, the largest fall first."""
+    best, each with that best, the largest fall first."""
     if len(history) < 2:
-        return []
+        return {}
     now = latest_success(history)
     best = {s: max(success_of(h.feedback)[s] for h in history[:-1]) for s in game.skills}
     lost = [s for s in game.skills if best[s] >= LOST_FROM and now[s] < LOST_SHARE * best[s]]
-    return sorted(lost, key=lambda s: now[s] - best[s])
+    return {s: best[s] for s in sorted(lost, key=lambda s: now[s] - best[s])}

@@ -9,6 +9,7 @@ are alike. The practice envs are ordered from easy to hard.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from ..achievements import ACHIEVEMENTS, PREREQUISITES, crafter_score, depth
@@ -222,16 +223,17 @@ class _Handouts:
         return _Handouts(settings, inventory)
 
 
+@cache
 def earn_ladder(skill: str) -> tuple[CatalogueEnv, ...]:
     """A skill's practice envs from its catalogue env (level 0) to nothing handed out (the real game with a denser
     layout). Each level withdraws the hand-out earned closest to the skill and gives instead what earning it needs
-    (the pickaxe of the stone env becomes a table and wood), so every level adds one earlier step of the chain."""
+    (the pickaxe of the stone env becomes a table and wood), so every level adds one earlier step of the chain.
+    Built once per skill (the designers read it for every skill of every past cycle)."""
     _, settings, inventory = _CRAFTER[skill]
     state, withdrawn = _Handouts(dict(settings), dict(inventory)), list[str]()
-    ladder = [PRACTICE[skill]]
-    while state.items():
-        item = state.items()[0]
-        state, withdrawn = state.withdraw(item), [*withdrawn, item]
+    ladder, given = [PRACTICE[skill]], state.items()
+    while given:
+        state, withdrawn = state.withdraw(given[0]), [*withdrawn, given[0]]
         given = state.items()
         env = DesignedEnv(
             name=f"practice-{skill.replace('_', '-')}-earn{len(withdrawn)}",
