@@ -176,17 +176,10 @@ def write_report(profile: str) -> list[Path]:
         "",
         *(_significance(arms) or ["- no arm has results yet."]),
         "",
-        *rep.statistics_sections(compared, BASELINE),
-        "## Equal-step checkpoints (evaluation in Crafter at the end of each finished task)",
-        "",
-        *(rep.checkpoints(evaluated) or ["No task has finished yet."]),
-        "",
     ]
-    if any(a.final() for a in evaluated.values()):
-        rep.achievement_plot(compared, BASELINE, out / "achievements.png")
-        rep.curve_plot(evaluated, BASELINE, out / "curves.png")
-        files += [out / "achievements.png", out / "curves.png"]
-        lines += ["![per-achievement success](achievements.png)", "", "![learning curves](curves.png)", ""]
+    closing, plots = rep.closing_sections(compared, evaluated, BASELINE, out, " in Crafter")
+    lines += closing
+    files += plots
     notes = out / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text()]

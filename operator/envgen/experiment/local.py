@@ -220,16 +220,8 @@ def write_report(exp: EnvGenExperiment, d: ExperimentDir) -> ExperimentStatus:
         "",
         *[rep.significance(n, a, base, arms.get(base)) for n, a in arms.items() if n != base],
         "",
-        *rep.statistics_sections(arms, base),
-        "## Equal-step checkpoints (evaluation at the end of each finished task)",
-        "",
-        *(rep.checkpoints(arms) or ["No task has finished yet."]),
-        "",
     ]
-    if any(a.final() for a in arms.values()):
-        rep.achievement_plot(arms, base, out / "achievements.png")
-        rep.curve_plot(arms, base, out / "curves.png")
-        lines += ["![per-achievement success](achievements.png)", "", "![learning curves](curves.png)", ""]
-    lines += ["Raw per-seed metrics: [results.json](results.json); status: [status.json](status.json).", ""]
+    closing, _ = rep.closing_sections(arms, arms, base, out)
+    lines += [*closing, "Raw per-seed metrics: [results.json](results.json); status: [status.json](status.json).", ""]
     atomic.write_text(out / "report.md", "\n".join(lines))
     return status

@@ -283,3 +283,24 @@ def statistics_sections(arms: Mapping[str, Arm], baseline: str) -> list[str]:
         *(loss_lines(arms, baseline) or ["- no finished seeds yet."]),
         "",
     ]
+
+
+def closing_sections(
+    compared: Mapping[str, Arm], evaluated: Mapping[str, Arm], baseline: str, out: Path, evaluation: str = ""
+) -> tuple[list[str], list[Path]]:
+    """The end of a comparison report: the statistics sections of the ``compared`` arms, the equal-step
+    checkpoints of the ``evaluated`` ones (evaluated ``evaluation``, e.g. " in Crafter") and, once an arm has
+    finished, the two plots written into ``out``; the lines and the plot files."""
+    lines = [
+        *statistics_sections(compared, baseline),
+        f"## Equal-step checkpoints (evaluation{evaluation} at the end of each finished task)",
+        "",
+        *(checkpoints(evaluated) or ["No task has finished yet."]),
+        "",
+    ]
+    if not any(a.final() for a in evaluated.values()):
+        return lines, []
+    plots = [out / "achievements.png", out / "curves.png"]
+    achievement_plot(compared, baseline, plots[0])
+    curve_plot(evaluated, baseline, plots[1])
+    return [*lines, "![per-achievement success](achievements.png)", "", "![learning curves](curves.png)", ""], plots
