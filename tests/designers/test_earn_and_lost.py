@@ -90,3 +90,13 @@ def test_a_lost_skill_gets_practice_and_the_critic_reports_it_when_it_does_not()
     assert len(found) == 1 and "wake_up fell from 87% to 5%" in found[0].message
     with_sleep = [PRACTICE["make_wood_pickaxe"].env, PRACTICE["wake_up"].env]
     assert not [f for f in critique(with_sleep, request) if f.code == "lost-skill"]
+
+
+def test_a_target_beyond_a_weak_prerequisite_shares_the_design_with_that_prerequisite() -> None:
+    trunk = dict(collect_wood=80.0, place_table=60.0, make_wood_pickaxe=2.0, wake_up=87.0, collect_sapling=90.0)
+    history = [cycle(1, [], None, **trunk)]
+    frontier, link = targets(CRAFTER, history, 2)
+    assert "make_wood_pickaxe" in CRAFTER.requires(frontier) and link == "make_wood_pickaxe"
+    held = [cycle(1, [], None, **(trunk | {"make_wood_pickaxe": 60.0}))]
+    assert "make_wood_pickaxe" not in targets(CRAFTER, held, 2)  # held: both places go to the frontier
+    assert targets(CRAFTER, history, 1) == [frontier]  # one place: the frontier keeps it

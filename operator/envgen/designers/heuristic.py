@@ -15,6 +15,10 @@ Two rules keep the curriculum from doing harm and make what is practised transfe
 
 * **No lost skills.** A skill the agent held in the real game (>= LOST_FROM) that fell below LOST_SHARE of its
   best is lost (wake_up 87 % -> 5 %); lost skills take the first target places, so they get practice again.
+* **Hold the chain.** Practice transfers to the real game only when the agent can earn what the target needs
+  there: the weakest prerequisite (direct or not) of the other targets, while its real-game success is below
+  CHAIN_PERCENT, takes the last target place (stone practised while wood pickaxe stands at 2 % gets wood-pickaxe
+  practice beside it).
 * **Earn it** (a reverse curriculum). A target's practice env starts with every prerequisite handed out (the
   game's ``earn_ladder``, level 0); once the agent reaches EARN_PERCENT in it, the next cycle's env hands out one
   prerequisite fewer (the one earned closest to the skill), down to the real game with only a denser layout;
@@ -41,6 +45,7 @@ STALL_POINTS = 1.0  # success points a practised skill must gain, in the real ga
 SLOTS_PER_TARGET = 2
 EARN_PERCENT = 50.0  # in-env success at which a practice env hands out one prerequisite fewer
 RETREAT_PERCENT = 5.0  # in-env success below which it hands one back
+CHAIN_PERCENT = 50.0  # real-game success below which a target's prerequisite takes a target place of its own
 
 
 def reachable(game: Game, success: dict[str, float], skill: str) -> bool:
@@ -147,14 +152,26 @@ def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[
     return ranked[:n]
 
 
+def weakest_link(
+    game: Game, success: dict[str, float], chosen: Collection[str], stall: Collection[str] = ()
+) -> str | None:
+    """The chosen targets' weakest prerequisite (direct or not) in the real game, when below CHAIN_PERCENT and
+    not set aside."""
+    below = {p for t in chosen for p in game.requires(t) if success[p] < CHAIN_PERCENT} - {*chosen, *stall}
+    return min(below, key=lambda p: (success[p], game.depth(p), game.skills.index(p)), default=None)
+
+
 def _pick(game: Game, success: dict[str, float], lost: list[str], stall: set[str], n: int) -> list[str]:
     first = lost[: max(1, n // 2)]
     ranked = curriculum(game, success, len(game.skills), stall)
-    return (first + [s for s in ranked if s not in first])[:n]
+    picked = (first + [s for s in ranked if s not in first])[:n]
+    link = weakest_link(game, success, picked[: n - 1], stall) if n > 1 else None
+    return picked if link is None or link in picked else [*picked[: n - 1], link]
 
 
 def targets(game: Game, history: list[CycleHistory], n: int) -> list[str]:
-    """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's."""
+    """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's; the
+    last place goes to the others' weakest prerequisite in the real game while it is below CHAIN_PERCENT."""
     return _pick(game, latest_success(history), list(lost_skills(game, history)), stalled(game, history), n)
 
 
