@@ -13,13 +13,11 @@ timeout 120 "$PY" - <<'PY'
 import torch
 
 from envgen.spec import AgentSpec
-from envgen_trainer import ppo
+from envgen_trainer.ppo import PPO, PPOArgs
 from envgen_trainer.vecenv import EnvSpec, VecEnv
 
 assert torch.cuda.is_available(), "no CUDA device"
-spec = AgentSpec(num_envs=8, rollout_steps=32, epochs=1, minibatches=2, device="cuda")
-ppo_args = getattr(ppo, "PPOArgs", None)
-agent = ppo.PPO(ppo_args.from_spec(spec) if ppo_args is not None else spec, 17)
+agent = PPO(PPOArgs.from_spec(AgentSpec(num_envs=8, rollout_steps=32, epochs=1, minibatches=2, device="cuda")), 17)
 before = [p.detach().clone() for p in agent.net.parameters()]
 with VecEnv([EnvSpec("crafter", i) for i in range(8)], 4) as vec:
     done = agent.train(vec, 512, lambda ep: None, lambda s: None)

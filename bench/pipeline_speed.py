@@ -8,7 +8,7 @@
 - inference: the policy on a batch of N frames as the rollout runs it (frames to the device, actions back; one
   torch thread on CPU);
 - update: PPO's update, from ``PPO.train`` (iteration time minus its ``rollout_seconds``), and the end-to-end
-  env-steps/s of that training.
+  env-steps/s of that training (``sps``; ``params``: the network's parameter count).
 
 ``--against DIR`` measures another checkout too (e.g. a ``git worktree`` of the previous commit), in
 alternating subprocesses of this script with that checkout's packages first on the path, and prints both side
@@ -106,7 +106,13 @@ def _train(args: argparse.Namespace) -> dict[str, float]:
         done = agent.train(vec, args.steps, lambda ep: None, iterations.append)
         wall = time.perf_counter() - start
     rollout = sum(s.losses["rollout_seconds"] for s in iterations)
-    return {"rollout_us": rollout / done * 1e6, "update_us": (wall - rollout) / done * 1e6, "sps": done / wall}
+    params = sum(p.numel() for p in agent.net.parameters())
+    return {
+        "rollout_us": rollout / done * 1e6,
+        "update_us": (wall - rollout) / done * 1e6,
+        "sps": done / wall,
+        "params": params,
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,6 +175,7 @@ def main() -> None:
             rounds[name].append(_subprocess(args, tree))
             print(f"round {r} {name}: {json.dumps(rounds[name][-1])}", flush=True)
     keys = ["env_us", "pipeline_us", "main_cpu_us", "stepping_us", "inference_us", "rollout_us", "update_us", "sps"]
+    keys += ["params"]
     keys = [k for k in keys if k in rounds["this"][0]]
     median = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in rounds.items()}
     print("\nmedians per env-step (us), end-to-end env-steps/s" + (" (this / against)" if args.against else ""))

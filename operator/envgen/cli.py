@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .experiment.model import EnvGenExperiment, is_experiment, load_document, parse_experiment
-from .spec import EnvGenRun, SpecError, load_run, parse_run
+from .experiment.model import EnvGenExperiment, is_experiment, parse_experiment
+from .spec import EnvGenRun, SpecError, load_document, load_run, parse_run
 
 EXIT_INVALID = 2
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -445,47 +445,65 @@ def immutable_fields() -> tuple[str, ...]:
     )
 
 
-class EnvGenRun(SpecModel):
-    """A whole EnvGenRun document (``apiVersion``, ``kind``, ``metadata``, ``spec``; ``status`` is ignored)."""
+class Document(SpecModel):
+    """A whole envgen.dev document (``apiVersion``, ``kind``, ``metadata``, ``spec``; ``status`` is ignored): what
+    EnvGenRun and EnvGenExperiment share; each names its ``kind`` and its ``spec``."""
 
     model_config = SpecModel.model_config | {"extra": "forbid"}
 
     api_version: Literal["envgen.dev/v1alpha1"] = Field(
         default="envgen.dev/v1alpha1", alias="apiVersion", description="envgen.dev/v1alpha1."
     )
-    kind: Literal["EnvGenRun"] = Field(default="EnvGenRun", description="EnvGenRun.")
-    metadata: Metadata = Field(description="The run's name and namespace.")
-    spec: EnvGenRunSpec = Field(
-        description="What the run does; required (spec: {} takes every default, the paper's schedule)."
-    )
+    kind: str
+    metadata: Metadata = Field(description="The object's name and namespace.")
+    spec: SpecModel
     status: dict[str, Any] | None = Field(
-        default=None, description="Written by the operator; ignored when reading a run.yaml."
+        default=None, description="Written by the operator; ignored when reading a document."
     )
 
     @property
     def name(self) -> str:
         return self.metadata.name
 
+    @classmethod
+    def parse(cls, doc: Any, source: str) -> Self:
+        """Validate a parsed YAML/JSON document (camelCase only, as the CRD); raise SpecError naming each bad
+        field."""
+        if not isinstance(doc, dict):
+            raise SpecError(f"{source}: expected a mapping with apiVersion, kind, metadata and spec")
+        try:
+            return cls.model_validate(doc, by_name=False)
+        except ValidationError as exc:
+            raise SpecError(f"{source} is invalid:\n{describe_validation_error(exc)}") from None
+
+
+class EnvGenRun(Document):
+    """A whole EnvGenRun document."""
+
+    kind: Literal["EnvGenRun"] = Field(default="EnvGenRun", description="EnvGenRun.")
+    spec: EnvGenRunSpec = Field(
+        description="What the run does; required (spec: {} takes every default, the paper's schedule)."
+    )
+
 
 def parse_run(doc: Any, source: str = "run") -> EnvGenRun:
-    """Validate a parsed YAML/JSON document; raise SpecError naming each bad field."""
-    if not isinstance(doc, dict):
-        raise SpecError(f"{source}: expected a mapping with apiVersion, kind, metadata and spec")
-    try:
-        return EnvGenRun.model_validate(doc, by_name=False)  # camelCase only, as the CRD
-    except ValidationError as exc:
-        raise SpecError(f"{source} is invalid:\n{describe_validation_error(exc)}") from None
+    """Validate a parsed EnvGenRun document; raise SpecError naming each bad field."""
+    return EnvGenRun.parse(doc, source)
 
 
-def load_run(path: str | Path) -> EnvGenRun:
-    """Read and validate a run.yaml: one document, bounded in size and depth, no aliases or duplicate keys."""
+def load_document(path: str | Path) -> Any:
+    """Read one bounded YAML document (no aliases, duplicate keys or second documents)."""
     p = Path(path)
     try:
-        doc = safeyaml.load(p)
+        return safeyaml.load(p)
     except OSError as exc:
         raise SpecError(f"cannot read {p}: {exc.strerror}") from None
     except safeyaml.UnsafeYAMLError as exc:
         raise SpecError(f"{p} is refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{p} is not valid YAML: {exc}") from None
-    return parse_run(doc, str(p))
+
+
+def load_run(path: str | Path) -> EnvGenRun:
+    """Read and validate a run.yaml."""
+    return parse_run(load_document(path), str(path))

@@ -8,24 +8,21 @@ EnvGenRun, every problem named by its field path.
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .. import safeyaml
-from ..models import DecimalString, as_float, describe_validation_error
+from ..models import DecimalString, as_float
 from ..spec import (
     MAX_NAME_LENGTH,
     NAME_RE,
     DesignerSpec,
+    Document,
     EnvGenRun,
     EnvGenRunSpec,
     LLMSpec,
     Metadata,
     NonNegInt,
-    SpecError,
     SpecModel,
 )
 
@@ -174,20 +171,11 @@ def arm_training(template: EnvGenRunSpec, arm: ArmSpec) -> dict[str, Any]:
     return training
 
 
-class EnvGenExperiment(SpecModel):
-    """A whole EnvGenExperiment document (``status`` is ignored)."""
+class EnvGenExperiment(Document):
+    """A whole EnvGenExperiment document."""
 
-    model_config = SpecModel.model_config | {"extra": "forbid"}
-
-    api_version: Literal["envgen.dev/v1alpha1"] = Field(
-        default="envgen.dev/v1alpha1", alias="apiVersion", description="envgen.dev/v1alpha1."
-    )
     kind: Literal["EnvGenExperiment"] = Field(default="EnvGenExperiment", description="EnvGenExperiment.")
-    metadata: Metadata = Field(description="The experiment's name and namespace.")
     spec: EnvGenExperimentSpec = Field(description="The template, the arms, the baseline and the seeds.")
-    status: dict[str, Any] | None = Field(
-        default=None, description="Written by the operator; ignored when reading an experiment.yaml."
-    )
 
     @field_validator("metadata")
     @classmethod
@@ -198,10 +186,6 @@ class EnvGenExperiment(SpecModel):
                 f"got {len(v.name)}"
             )
         return v
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     def run_name(self, arm: str) -> str:
         """The EnvGenRun of one arm: ``<experiment>-<arm>``."""
@@ -232,23 +216,5 @@ def is_experiment(doc: Any) -> bool:
 
 
 def parse_experiment(doc: Any, source: str = "experiment") -> EnvGenExperiment:
-    """Validate a parsed YAML/JSON document; raise SpecError naming each bad field."""
-    if not isinstance(doc, dict):
-        raise SpecError(f"{source}: expected a mapping with apiVersion, kind, metadata and spec")
-    try:
-        return EnvGenExperiment.model_validate(doc, by_name=False)
-    except ValidationError as exc:
-        raise SpecError(f"{source} is invalid:\n{describe_validation_error(exc)}") from None
-
-
-def load_document(path: str | Path) -> Any:
-    """Read one bounded YAML document (no aliases, duplicate keys or second documents)."""
-    p = Path(path)
-    try:
-        return safeyaml.load(p)
-    except OSError as exc:
-        raise SpecError(f"cannot read {p}: {exc.strerror}") from None
-    except safeyaml.UnsafeYAMLError as exc:
-        raise SpecError(f"{p} is refused: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{p} is not valid YAML: {exc}") from None
+    """Validate a parsed EnvGenExperiment document; raise SpecError naming each bad field."""
+    return EnvGenExperiment.parse(doc, source)

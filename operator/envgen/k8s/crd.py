@@ -38,6 +38,8 @@ DEFAULT_MAX_ITEMS = 64
 DEFAULT_MAX_PROPERTIES = 64
 DECIMAL_PATTERN = r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 DECIMAL_DESCRIPTION = 'int-or-string: a decimal number written as a string ("3e-4", "0.95") or an integer.'
+# The jsonPath of a kind's Succeeded condition (printer columns).
+SUCCEEDED = '.status.conditions[?(@.type=="Succeeded")]'
 
 
 def guarded(fields: tuple[str, ...], expr: str, message: str) -> Schema:
@@ -203,35 +205,21 @@ def spec_schema() -> Schema:
 
 def run_crd() -> Schema:
     """The EnvGenRun CustomResourceDefinition."""
-    succeeded = '.status.conditions[?(@.type=="Succeeded")]'
     columns: list[Schema] = [
         {"name": "Cycle", "type": "integer", "jsonPath": ".status.currentCycle"},
         {"name": "Score", "type": "string", "jsonPath": ".status.score"},
-        {"name": "Succeeded", "type": "string", "jsonPath": f"{succeeded}.status"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{succeeded}.reason"},
+        {"name": "Succeeded", "type": "string", "jsonPath": f"{SUCCEEDED}.status"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{SUCCEEDED}.reason"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Designer", "type": "string", "jsonPath": ".spec.designer.type", "priority": 1},
         {"name": "Game", "type": "string", "jsonPath": ".spec.game", "priority": 1},
     ]
-    name_rule = guarded(
-        ("metadata.name",),
-        f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_NAME_LENGTH}",
-        f"metadata.name must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
-        "(child Jobs are named <run>-c<cycle>-s<seed>-r<attempt>)",
+    schema = _object(
+        "An EnvGen run: an LLM designs training environments for an RL agent, cycle by cycle.",
+        spec_schema(),
+        _Walker(RunStatus, list_maps={"conditions": ["type"], "skills": ["name"]}).walk(),
+        named=(MAX_NAME_LENGTH, "child Jobs are named <run>-c<cycle>-s<seed>-r<attempt>"),
     )
-    schema = {
-        "type": "object",
-        "description": "An EnvGen run: an LLM designs training environments for an RL agent, cycle by cycle.",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec_schema(),
-            "status": _Walker(RunStatus, list_maps={"conditions": ["type"], "skills": ["name"]}).walk(),
-        },
-        "required": ["spec"],
-        "x-kubernetes-validations": [name_rule],
-    }
     return _crd("EnvGenRun", RUNS_PLURAL, ["egr"], schema, columns)
 
 
@@ -243,17 +231,11 @@ def cycle_crd() -> Schema:
         {"name": "Phase", "type": "string", "jsonPath": ".spec.phase"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    schema = {
-        "type": "object",
-        "description": "One cycle of an EnvGenRun: its design, LLM exchange and per-task metrics.",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": _Walker(CycleSpec).walk(),
-            "status": _Walker(CycleStatus, list_maps={"tasks": ["name"]}).walk(),
-        },
-    }
+    schema = _object(
+        "One cycle of an EnvGenRun: its design, LLM exchange and per-task metrics.",
+        _Walker(CycleSpec).walk(),
+        _Walker(CycleStatus, list_maps={"tasks": ["name"]}).walk(),
+    )
     return _crd(CYCLE_KIND, CYCLES_PLURAL, ["egc"], schema, columns)
 
 
@@ -320,39 +302,49 @@ def experiment_spec_schema() -> Schema:
 
 def experiment_crd() -> Schema:
     """The EnvGenExperiment CustomResourceDefinition: arms x seeds of EnvGenRuns compared with a baseline arm."""
-    succeeded = '.status.conditions[?(@.type=="Succeeded")]'
     columns: list[Schema] = [
         {"name": "Arms", "type": "integer", "jsonPath": ".status.armCount"},
         {"name": "Finished", "type": "integer", "jsonPath": ".status.armsFinished"},
         {"name": "Best", "type": "string", "jsonPath": ".status.bestArm"},
         {"name": "Difference", "type": "string", "jsonPath": ".status.bestDifference"},
         {"name": "P", "type": "string", "jsonPath": ".status.bestP"},
-        {"name": "Succeeded", "type": "string", "jsonPath": f"{succeeded}.status"},
+        {"name": "Succeeded", "type": "string", "jsonPath": f"{SUCCEEDED}.status"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Baseline", "type": "string", "jsonPath": ".spec.baseline", "priority": 1},
         {"name": "Seeds", "type": "integer", "jsonPath": ".spec.seeds", "priority": 1},
     ]
-    name_rule = guarded(
-        ("metadata.name",),
-        f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {MAX_EXPERIMENT_NAME}",
-        f"metadata.name must be a DNS-1035 label of at most {MAX_EXPERIMENT_NAME} characters "
-        "(its runs are named <experiment>-<arm>)",
+    schema = _object(
+        "An EnvGen experiment: arms x seeds of EnvGenRuns with equal steps, each arm compared with the baseline arm "
+        "(Welch's t-test, bootstrap CI, minimum detectable effect, paired by seed).",
+        experiment_spec_schema(),
+        _Walker(ExperimentStatus, list_maps={"conditions": ["type"], "arms": ["name"]}).walk(),
+        named=(MAX_EXPERIMENT_NAME, "its runs are named <experiment>-<arm>"),
     )
-    schema = {
+    return _crd(EXPERIMENT_KIND, EXPERIMENTS_PLURAL, EXPERIMENT_SHORT_NAMES, schema, columns)
+
+
+def _object(description: str, spec: Schema, status: Schema, named: tuple[int, str] | None = None) -> Schema:
+    """A kind's object schema; ``named`` (most characters, why) makes ``spec`` required and checks the name."""
+    schema: Schema = {
         "type": "object",
-        "description": "An EnvGen experiment: arms x seeds of EnvGenRuns with equal steps, each arm compared with "
-        "the baseline arm (Welch's t-test, bootstrap CI, minimum detectable effect, paired by seed).",
+        "description": description,
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": experiment_spec_schema(),
-            "status": _Walker(ExperimentStatus, list_maps={"conditions": ["type"], "arms": ["name"]}).walk(),
+            "spec": spec,
+            "status": status,
         },
-        "required": ["spec"],
-        "x-kubernetes-validations": [name_rule],
     }
-    return _crd(EXPERIMENT_KIND, EXPERIMENTS_PLURAL, EXPERIMENT_SHORT_NAMES, schema, columns)
+    if named is not None:
+        most, why = named
+        name_rule = guarded(
+            ("metadata.name",),
+            f"self.metadata.name.matches('{NAME_RE.pattern}') && size(self.metadata.name) <= {most}",
+            f"metadata.name must be a DNS-1035 label of at most {most} characters ({why})",
+        )
+        schema |= {"required": ["spec"], "x-kubernetes-validations": [name_rule]}
+    return schema
 
 
 def _crd(kind: str, plural: str, short: list[str], schema: Schema, columns: list[Schema]) -> Schema:
