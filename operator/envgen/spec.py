@@ -242,6 +242,12 @@ class AgentSpec(SpecModel):
         "alternate, one stepping while the other's actions are inferred (the same transitions per environment, "
         "other random draws of the actions than with 1).",
     )
+    overlap: bool = Field(
+        default=False,
+        description="Collect the next rollout while the update runs, with the policy from before that update (one "
+        "update of policy lag; PPO's clipping bounds it). Off: every rollout uses the newest policy (CleanRL's PPO). "
+        "Worth it when the update runs on a GPU while CPU workers step the envs.",
+    )
 
     @model_validator(mode="after")
     def _batch_divisible(self) -> AgentSpec:

@@ -50,6 +50,8 @@ def test_round_trip_is_stable() -> None:
         ({"llm": {"temperature": 0.7}}, "spec.llm.temperature", 'quote it: "0.7"'),
         ({"llm": {"baseURL": "ftp://x"}}, "spec.llm.baseURL", "http://"),
         ({"agent": {"numEnvs": 3, "rolloutSteps": 10, "minibatches": 4}}, "spec.agent", "divisible"),
+        ({"agent": {"overlap": "yes"}}, "spec.agent.overlap", "must be a boolean"),
+        ({"agent": {"overlap": 1}}, "spec.agent.overlap", "must be a boolean"),
         ({"objective": {"goalScore": "high"}}, "spec.objective.goalScore", "decimal string"),
     ],
 )
@@ -60,6 +62,13 @@ def test_errors_name_the_field(spec: dict[str, Any], field: str, hint: str) -> N
     line = next((ln for ln in message.splitlines() if ln.startswith(field)), None)
     assert line is not None, message
     assert hint in line
+
+
+def test_agent_overlap_is_opt_in() -> None:
+    assert parse_run(doc()).spec.agent.overlap is False
+    assert parse_run(doc(agent={"overlap": True})).spec.agent.overlap is True
+    both = parse_run(doc(agent={"overlap": True, "envGroups": 2})).spec.agent
+    assert both.overlap is True and both.env_groups == 2
 
 
 def test_wrong_kind_and_bad_name() -> None:

@@ -54,6 +54,7 @@ OTHER = {
     "device": "cpu",
     "precision": "bfloat16",
     "envGroups": 2,
+    "overlap": True,
     "learningRate": "1e-3",
     "numEnvs": 16,
     "rolloutSteps": 256,

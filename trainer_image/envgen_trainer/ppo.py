@@ -3,14 +3,19 @@
 The settings are :class:`PPOArgs`, under CleanRL's names; :meth:`PPOArgs.from_spec` maps the run spec's ``agent``
 onto them. Each update reports what CleanRL logs (``losses/*``). The agent keeps its step counters across tasks
 (they are checkpointed). On CPU, torch uses one thread while the env workers run the rollout and all threads for
-the update; on CUDA, frames reach the GPU through pinned memory and non-blocking copies.
+the update; on CUDA, frames reach the GPU through pinned memory and non-blocking copies. With ``overlap`` a
+background thread collects the next rollout, with a copy of the policy from before the update, while the update
+runs.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -62,7 +67,7 @@ class ToDevice:
 @dataclass(frozen=True)
 class PPOArgs:
     """The trainer's PPO settings, named as in CleanRL's ``ppo_atari.py`` ``Args`` (plus ``network``, ``device``,
-    ``precision`` and ``env_groups``). Not configurable, as in CleanRL's defaults unless noted: advantages
+    ``precision``, ``env_groups`` and ``overlap``). Not configurable, as in CleanRL's defaults unless noted: advantages
     normalised per minibatch (``norm_adv``), Adam with eps 1e-5, no ``target_kl``; the learning rate is constant
     (CleanRL anneals it)."""
 
@@ -75,6 +80,9 @@ class PPOArgs:
     other's actions are inferred"""
     precision: Literal["float32", "bfloat16"]
     """the forward passes' precision: float32, or bfloat16 autocast (losses, gradients and weights stay float32)"""
+    overlap: bool
+    """collect the next rollout while the update runs, with the policy from before that update (one update of
+    policy lag, bounded by the clipping); off: every rollout uses the newest policy, as in CleanRL"""
     learning_rate: float
     """the learning rate of the optimizer"""
     num_envs: int
@@ -110,6 +118,7 @@ class PPOArgs:
             device=spec.device,
             precision=spec.precision,
             env_groups=spec.env_groups,
+            overlap=spec.overlap,
             learning_rate=as_float(spec.learning_rate),
             num_envs=spec.num_envs,
             num_steps=spec.rollout_steps,
@@ -136,11 +145,64 @@ class Counters:
 
 @dataclass
 class IterationStats:
-    """What one PPO iteration reports."""
+    """What one PPO iteration reports (``losses`` also holds ``rollout_seconds``: the time the iteration spent
+    collecting its rollout, or with ``overlap`` waiting for the background collection)."""
 
     steps: int
     steps_per_second: float
     losses: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Start:
+    """Where a rollout starts (and the previous one ends): each env group's frames and done flags."""
+
+    obs: list[torch.Tensor]
+    done: list[torch.Tensor]
+
+
+@dataclass
+class _Rollout:
+    """One rollout's buffers (steps x envs), where it ends, and the episodes it finished in the background."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logp: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    values: torch.Tensor
+    end: _Start
+    episodes: list[Episode]
+
+
+class _Background:
+    """A rollout collected in a thread (torch releases the GIL in its ops, the env pipes in their waits)."""
+
+    def __init__(self, collect: Callable[[_Background], _Rollout | None]) -> None:
+        self.cancel = threading.Event()
+        self._rollout: _Rollout | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(collect,), name="ppo-rollout", daemon=True)
+        self._thread.start()
+
+    def _run(self, collect: Callable[[_Background], _Rollout | None]) -> None:
+        try:
+            self._rollout = collect(self)
+        except BaseException as exc:  # re-raised by result() in the caller's thread
+            self._error = exc
+
+    def result(self) -> _Rollout:
+        """Wait for the rollout; raise what the collection raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._rollout is not None
+        return self._rollout
+
+    def stop(self) -> None:
+        """Cancel the collection and wait for the thread (what it raised is dropped: the caller is raising)."""
+        self.cancel.set()
+        self._thread.join()
 
 
 class PPO:
@@ -183,7 +245,13 @@ class PPO:
         on_episode: Callable[[Episode], None],
         on_iteration: Callable[[IterationStats], None],
     ) -> int:
-        """Run PPO for about ``steps`` env steps (whole env batches); returns the steps done."""
+        """Run PPO for about ``steps`` env steps (whole env batches); returns the steps done.
+
+        With ``overlap``, rollout k+1 is collected in a background thread, by a copy of the policy from before
+        update k, while update k runs (none after the last rollout). Its episodes are reported when the main
+        thread takes the rollout (a checkpoint in ``on_iteration`` counts no episode whose steps it does not),
+        its exceptions are raised there, and no thread outlives the call. Overlapped runs are not
+        bit-reproducible: both threads draw from torch's RNG in whichever order they run."""
         num_envs, horizon = vec.num_envs, self.args.num_steps
         obs_np = vec.reset()
         obs_shape = obs_np.shape[1:]
@@ -202,26 +270,20 @@ class PPO:
         def receive(group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Episode]]:
             return vec.receive(group) if grouped else vec.step(stash[0])
 
+        def report(ep: Episode) -> None:
+            self.counters.episodes += 1
+            on_episode(ep)
+
         to_device = [ToDevice(self.device, (len(envs), *obs_shape), torch.uint8) for envs in parts]
-        next_obs = [move(obs_np[envs.start : envs.stop]) for move, envs in zip(to_device, parts, strict=True)]
-        next_done = [torch.zeros(len(envs), device=self.device) for envs in parts]
 
-        def received(rewards: torch.Tensor, t: int, group: int) -> None:
-            """Record the step ``t`` of a group that ``send`` started."""
-            envs = parts[group]
-            obs, reward, done, episodes = receive(group)
-            rewards[t, envs.start : envs.stop] = torch.as_tensor(reward, device=self.device)
-            next_obs[group] = to_device[group](obs)
-            next_done[group] = torch.as_tensor(done, dtype=torch.float32, device=self.device)
-            for ep in episodes:
-                self.counters.episodes += 1
-                on_episode(ep)
-
-        done_steps = 0
-        while done_steps < steps:
-            length = min(horizon, -(-(steps - done_steps) // num_envs))
-            started = time.perf_counter()
-            self._threads(1)
+        def collect(
+            net: ActorCritic, length: int, start: _Start, background: _Background | None = None
+        ) -> _Rollout | None:
+            """``length`` steps of every env with ``net`` from ``start``. In the foreground, finished episodes are
+            reported at once; in the ``background`` they are kept in the rollout, and a cancel ends the
+            collection after the steps under way (None)."""
+            next_obs, next_done = list(start.obs), list(start.done)
+            episodes: list[Episode] = []
             buf_obs = torch.zeros((length, num_envs, *obs_shape), dtype=torch.uint8, device=self.device)
             buf_act = torch.zeros((length, num_envs), dtype=torch.long, device=self.device)
             buf_logp = torch.zeros((length, num_envs), device=self.device)
@@ -229,38 +291,88 @@ class PPO:
             buf_done = torch.zeros((length, num_envs), device=self.device)
             buf_val = torch.zeros((length, num_envs), device=self.device)
 
+            def received(t: int, group: int) -> None:
+                """Record the step ``t`` of a group that ``send`` started."""
+                envs = parts[group]
+                obs, reward, done, finished = receive(group)
+                buf_rew[t, envs.start : envs.stop] = torch.as_tensor(reward, device=self.device)
+                next_obs[group] = to_device[group](obs)
+                next_done[group] = torch.as_tensor(done, dtype=torch.float32, device=self.device)
+                for ep in finished:
+                    if background is None:
+                        report(ep)
+                    else:
+                        episodes.append(ep)
+
             for t in range(length):
+                if background is not None and background.cancel.is_set():
+                    for group in range(len(parts) if t > 0 else 0):
+                        received(t - 1, group)
+                    return None
                 for group, envs in enumerate(parts):
                     if t > 0:
-                        received(buf_rew, t - 1, group)
+                        received(t - 1, group)
                     cols = slice(envs.start, envs.stop)
                     buf_obs[t, cols], buf_done[t, cols] = next_obs[group], next_done[group]
-                    with torch.no_grad():
-                        action, logp, _, value = self.act(next_obs[group])
+                    with torch.no_grad(), self._forward():
+                        action, logp, _, value = net.act(next_obs[group])
                     buf_act[t, cols], buf_logp[t, cols], buf_val[t, cols] = action, logp, value
                     send(group, action.cpu().numpy())
             for group in range(len(parts)):
-                received(buf_rew, length - 1, group)
-            rollout_s = time.perf_counter() - started
-            self._threads(self._update_threads)
-            with torch.no_grad(), self._forward():
-                next_value = torch.cat([self.net.value(obs) for obs in next_obs])
-            advantages = self._gae(buf_rew, buf_val, buf_done, next_value, torch.cat(next_done))
-            losses = self._update(
-                buf_obs.reshape(-1, *obs_shape),
-                buf_act.reshape(-1),
-                buf_logp.reshape(-1),
-                advantages.reshape(-1),
-                (advantages + buf_val).reshape(-1),
-                buf_val.reshape(-1),
-            )
-            batch = length * num_envs
-            done_steps += batch
-            self.counters.global_step += batch
-            self.counters.iterations += 1
-            elapsed = time.perf_counter() - started
-            losses["rollout_seconds"] = rollout_s
-            on_iteration(IterationStats(done_steps, batch / max(elapsed, 1e-9), losses))
+                received(length - 1, group)
+            rollout = (buf_obs, buf_act, buf_logp, buf_rew, buf_done, buf_val)
+            return _Rollout(*rollout, _Start(next_obs, next_done), episodes)
+
+        def rollout_length(done_steps: int) -> int:
+            return min(horizon, -(-(steps - done_steps) // num_envs))
+
+        start = _Start(
+            [move(obs_np[envs.start : envs.stop]) for move, envs in zip(to_device, parts, strict=True)],
+            [torch.zeros(len(envs), device=self.device) for envs in parts],
+        )
+        done_steps = 0
+        pending: _Background | None = None
+        try:
+            while done_steps < steps:
+                length = rollout_length(done_steps)
+                started = time.perf_counter()
+                if pending is None:
+                    self._threads(1)
+                    ro = collect(self.net, length, start)
+                else:
+                    ro, pending = pending.result(), None
+                    for ep in ro.episodes:
+                        report(ep)
+                assert ro is not None and ro.rewards.shape[0] == length
+                rollout_s = time.perf_counter() - started
+                self._threads(self._update_threads)
+                with torch.no_grad(), self._forward():
+                    next_value = torch.cat([self.net.value(obs) for obs in ro.end.obs])
+                advantages = self._gae(ro.rewards, ro.values, ro.dones, next_value, torch.cat(ro.end.done))
+                batch = length * num_envs
+                start = ro.end
+                if self.args.overlap and done_steps + batch < steps:
+                    # the next rollout, with the policy from before this update; torch.set_num_threads is
+                    # process-wide, so its inference keeps the update's threads while the two overlap
+                    snapshot = copy.deepcopy(self.net).eval().requires_grad_(False)
+                    pending = _Background(partial(collect, snapshot, rollout_length(done_steps + batch), start))
+                losses = self._update(
+                    ro.obs.reshape(-1, *obs_shape),
+                    ro.actions.reshape(-1),
+                    ro.logp.reshape(-1),
+                    advantages.reshape(-1),
+                    (advantages + ro.values).reshape(-1),
+                    ro.values.reshape(-1),
+                )
+                done_steps += batch
+                self.counters.global_step += batch
+                self.counters.iterations += 1
+                elapsed = time.perf_counter() - started
+                losses["rollout_seconds"] = rollout_s
+                on_iteration(IterationStats(done_steps, batch / max(elapsed, 1e-9), losses))
+        finally:
+            if pending is not None:
+                pending.stop()
         return done_steps
 
     def _gae(
