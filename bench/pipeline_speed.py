@@ -16,6 +16,7 @@ by side with the ratios: compare those, not absolute numbers, on a busy machine.
 
 Usage: python bench/pipeline_speed.py [--envs 8] [--workers 2] [--steps 2048] [--rounds 2] [--against DIR]
        [--network nature|impala] [--device cpu|cuda] [--rollout 128] [--epochs 3] [--minibatches 4]
+       [--precision float32|bfloat16] [--env-groups 1|2] [--overlap]
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def _agent(args: argparse.Namespace) -> Any:
         epochs=args.epochs,
         minibatches=args.minibatches,
         device=args.device,
+        **{k: v for k, v in _OPTIONS.items() if getattr(args, k) != v},
     )
     ppo_args = getattr(ppo, "PPOArgs", None)  # the PPO settings of newer checkouts; older ones take the spec
     settings: Any = ppo_args.from_spec(spec) if ppo_args is not None else spec
@@ -130,7 +132,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-_FORWARDED = ("envs", "workers", "rollout", "steps", "network", "device", "epochs", "minibatches")
+# Agent options with their defaults: only a changed one reaches the spec (older checkouts lack the newer ones).
+_OPTIONS: dict[str, Any] = {"precision": "float32", "env_groups": 1, "overlap": False}
+_FORWARDED = ("envs", "workers", "rollout", "steps", "network", "device", "epochs", "minibatches", "precision")
+_FORWARDED += ("env_groups",)  # flags spell these with "-"
 
 
 def _subprocess(args: argparse.Namespace, tree: Path | None) -> dict[str, Any]:
@@ -141,9 +146,10 @@ def _subprocess(args: argparse.Namespace, tree: Path | None) -> dict[str, Any]:
         sys.executable,
         __file__,
         "--json",
-        *(f"--{k}={getattr(args, k)}" for k in _FORWARDED),
+        *(f"--{k.replace('_', '-')}={getattr(args, k)}" for k in _FORWARDED),
     ]
     cmd += ["--skip-train"] if args.skip_train else []
+    cmd += ["--overlap"] if args.overlap else []
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -157,6 +163,9 @@ def main() -> None:
     parser.add_argument("--minibatches", type=int, default=4)
     parser.add_argument("--network", choices=["nature", "impala"], default="nature")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--env-groups", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--overlap", action="store_true", help="collect the next rollout during the update")
     parser.add_argument("--steps", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", type=Path, help="another checkout to measure side by side")
