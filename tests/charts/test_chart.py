@@ -386,6 +386,7 @@ ALERTS = {
     "EnvGenLLMUnavailable",
     "EnvGenTrainingJobsFailing",
     "EnvGenPodsNotCreated",
+    "EnvGenPodsUnschedulable",
     "EnvGenOperatorDown",
 }
 
@@ -416,7 +417,7 @@ def _promtool(*args: str, cwd: Path) -> str:
 @needs_promtool
 def test_promtool_checks_the_alert_rules(render: Callable[..., list[Obj]], tmp_path: Path) -> None:
     rules, _ = _rule_file(render, tmp_path)
-    assert "SUCCESS: 5 rules found" in _promtool("check", "rules", str(rules), cwd=tmp_path)
+    assert f"SUCCESS: {len(ALERTS)} rules found" in _promtool("check", "rules", str(rules), cwd=tmp_path)
 
 
 @needs_promtool
@@ -446,6 +447,11 @@ def test_promtool_unit_tests_fire_each_alert_when_it_should(render: Callable[...
         {**run, "condition": "PodsCreated", "status": "False"},
         "EnvGenRun team-a/r1: the API refuses its PodsCreated",
     )
+    no_node = _alert(
+        "EnvGenPodsUnschedulable",
+        {**run, "condition": "PodsScheduled", "status": "False"},
+        "EnvGenRun team-a/r1: its training Pods find no node",
+    )
     failing = _alert(
         "EnvGenTrainingJobsFailing",
         {"namespace": "team-a"},
@@ -463,6 +469,7 @@ def test_promtool_unit_tests_fire_each_alert_when_it_should(render: Callable[...
                     {"series": cond("Failed", "True"), "values": "0 0 1 1"},
                     {"series": cond("LLMAvailable", "False"), "values": "1x40"},
                     {"series": cond("PodsCreated", "False"), "values": "1x5 0x20"},  # refused 5 minutes, then created
+                    {"series": cond("PodsScheduled", "False"), "values": "1x40"},  # waiting for a node
                     {"series": f'up{{job="{job}"}}', "values": "1x40"},
                 ],
                 "alert_rule_test": [
@@ -471,6 +478,8 @@ def test_promtool_unit_tests_fire_each_alert_when_it_should(render: Callable[...
                     {"eval_time": "15m", "alertname": "EnvGenLLMUnavailable", "exp_alerts": []},
                     {"eval_time": "25m", "alertname": "EnvGenLLMUnavailable", "exp_alerts": [llm]},
                     {"eval_time": "20m", "alertname": "EnvGenPodsNotCreated", "exp_alerts": []},
+                    {"eval_time": "25m", "alertname": "EnvGenPodsUnschedulable", "exp_alerts": []},
+                    {"eval_time": "35m", "alertname": "EnvGenPodsUnschedulable", "exp_alerts": [no_node]},
                     {"eval_time": "30m", "alertname": "EnvGenOperatorDown", "exp_alerts": []},
                 ],
             },

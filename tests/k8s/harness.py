@@ -264,6 +264,24 @@ class JobPlayer:
         await call(c.core.patch_namespaced_pod_status, pod_name, c.namespace, {"status": status})
         return dict(pod)
 
+    async def unschedulable(self, job: dict[str, Any], message: str) -> None:
+        """Play a scheduler that finds no node for the Job's live Pod: it stays Pending with PodScheduled False,
+        reason Unschedulable, and the scheduler's ``message``."""
+        if self.cluster.job_mode != "kubelet":
+            raise RuntimeError("the scheduler is played only under a real job controller without a kubelet")
+        c, name = self.cluster, job["metadata"]["name"]
+        pod_name = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
+        assert pod_name != JOB_FAILED, f"{name} failed before its Pod could wait for a node"
+        unscheduled = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": _now(),
+        }
+        status = {"phase": "Pending", "conditions": [unscheduled]}
+        await call(c.core.patch_namespaced_pod_status, pod_name, c.namespace, {"status": status})
+
     async def succeed(
         self, job: dict[str, Any], score: float = 10.0, train_score: float | None = None
     ) -> TrainingMetrics:

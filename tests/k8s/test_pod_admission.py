@@ -1,5 +1,5 @@
-"""Training Pods on a real API server: Pod Security Admission ``restricted``, refused Pods, per-seed claims,
-an evicted Pod retried on the same checkpoint location.
+"""Training Pods on a real API server: Pod Security Admission ``restricted``, refused Pods, Pods that find no
+node, per-seed claims, an evicted Pod retried on the same checkpoint location.
 
 The real Job controller creates the Pods (so admission judges them); the test plays the kubelet.
 """
@@ -130,3 +130,28 @@ async def test_refused_pods_show_as_a_condition_and_an_event_until_allowed(restr
         await player.succeed(jobs[name])
     await c.wait_condition("blocked", "Succeeded", timeout=60)
     assert len(await warned()) == 1  # one Event per refusal, not one per reconcile
+
+
+async def test_a_pod_that_finds_no_node_shows_as_a_condition_and_an_event_until_it_runs(restricted: Cluster) -> None:
+    c, player = restricted, JobPlayer(restricted)
+    await c.create_run("nonode", small_spec(cycles=1))
+    jobs = await c.wait_jobs("nonode", {"nonode-c1-s0"}, timeout=60)
+    why = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available."
+    await player.unschedulable(jobs["nonode-c1-s0"], why)
+    waiting = await c.wait_condition("nonode", "PodsScheduled", "False", timeout=60)
+    assert waiting["reason"] == "Unschedulable"
+    assert "nonode-c1-s0" in waiting["message"] and "Insufficient nvidia.com/gpu" in waiting["message"]
+
+    async def warned() -> list[dict[str, Any]]:
+        return [e for e in await c.events("nonode") if e["type"] == "Warning" and e["reason"] == "Unschedulable"]
+
+    (event,) = await eventually(warned, 20, "an Unschedulable Warning Event on the run")
+    assert "Insufficient nvidia.com/gpu" in event["message"]
+
+    await player.succeed(jobs["nonode-c1-s0"])  # a node was found and the task ran
+    scheduled = await c.wait_condition("nonode", "PodsScheduled", "True", timeout=60)
+    assert scheduled["reason"] == "Scheduled"
+    final = await c.wait_jobs("nonode", {"nonode-final-s0"}, timeout=60)
+    await player.succeed(final["nonode-final-s0"])
+    await c.wait_condition("nonode", "Succeeded", timeout=60)
+    assert len(await warned()) == 1  # one Event per message, not one per reconcile

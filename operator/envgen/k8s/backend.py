@@ -84,6 +84,7 @@ class KubernetesBackend:
         self._queued: list[str] = []  # Jobs created suspended that their queue has not admitted yet
         self._podless: list[dict[str, Any]] = []  # running, admitted Jobs without a Pod (yet)
         self._blocked: dict[str, str] = {}  # Jobs whose Pods the API refuses -> its message
+        self._unscheduled: dict[str, str] = {}  # Jobs whose Pod finds no node -> the scheduler's message
 
     @property
     def version(self) -> str | None:
@@ -117,6 +118,7 @@ class KubernetesBackend:
         ]
         self._podless = [job for job in unrecorded if without_pod(job)]
         self._blocked = self.children.refused_pods(self._podless)
+        self._unscheduled = self.children.unscheduled(unrecorded)
         self._claims |= {claim_name(self.run, t.seed) for t in tasks.values()}  # Jobs are created after claims
         status = self.writer.status
         return Observed(
@@ -249,7 +251,9 @@ class KubernetesBackend:
     def publish(self, summary: RunSummary) -> None:
         old = self.writer.status
         new = progress_status(old, self.run.spec, summary, self.generation, sorted(self._claims))
-        conds = child_conditions(new.conditions, self.generation, queue_name(self.run), self._queued, self._blocked)
+        conds = child_conditions(
+            new.conditions, self.generation, queue_name(self.run), self._queued, self._blocked, self._unscheduled
+        )
         if self.designer.uses_llm and ended(new) is None:
             conds = llm_conditions(conds, self.generation, summary, self.designer.outcome)
         new = new.model_copy(update={"conditions": conds})

@@ -1,6 +1,6 @@
 """A run's children as one reconcile sees them: its EnvGenCycles and Jobs listed once, with the reconcile's own
-writes applied, its Pods listed only when a finished Job's termination message is needed, and the Job
-controller's refusals of Pods (FailedCreate Events) listed only when a Job has no Pod."""
+writes applied, its Pods listed only when a finished Job's termination message is needed or a Job's Pod is not
+ready, and the Job controller's refusals of Pods (FailedCreate Events) listed only when a Job has no Pod."""
 
 from __future__ import annotations
 
@@ -43,13 +43,30 @@ class Children:
     def termination_message(self, job: str, phase: str) -> str | None:
         """The trainer's termination message from a Job's newest Pod in ``phase``. The Pods are listed once per
         reconcile, always after the Jobs, so a Job seen finished has its Pods' final state here."""
+        return _termination_message(self._pods_of(job), phase)
+
+    def unscheduled(self, jobs: list[dict[str, Any]]) -> dict[str, str]:
+        """Of ``jobs``, those whose newest Pod waits for a node (the scheduler's Unschedulable), with its message.
+        Pods are listed only when a running Job has fewer ready Pods than active ones."""
+        waiting = [j for j in jobs if _not_ready(j.get("status") or {})]
+        found: dict[str, str] = {}
+        for job in waiting:
+            name = job["metadata"]["name"]
+            pods = sorted(self._pods_of(name), key=lambda p: p["metadata"].get("creationTimestamp") or "")
+            message = _unschedulable(pods[-1]) if pods else None
+            if message is not None:
+                found[name] = message
+        return found
+
+    def _pods_of(self, job: str) -> list[dict[str, Any]]:
+        """A Job's Pods, from one list of the run's Pods per reconcile (after the Jobs)."""
         if self._pods is None:
             self._pods = {}
             for pod in self.kube.list_pods(self.labels):
                 task = (pod["metadata"].get("labels") or {}).get(LABEL_TASK)
                 if task:
                     self._pods.setdefault(task, []).append(pod)
-        return _termination_message(self._pods.get(job, []), phase)
+        return self._pods.get(job, [])
 
     def refused_pods(self, jobs: list[dict[str, Any]]) -> dict[str, str]:
         """Of ``jobs`` (without a Pod), those whose Pod the API refused, with the newest refusal."""
@@ -105,6 +122,22 @@ def job_finished(status: Mapping[str, Any]) -> bool:
     """Whether a Job (by its ``status``) has ended: its Complete or Failed condition is True."""
     conditions = status.get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def _not_ready(status: Mapping[str, Any]) -> bool:
+    """Whether a running Job has an active Pod that is not ready (pending, or starting)."""
+    return not job_finished(status) and int(status.get("active") or 0) > int(status.get("ready") or 0)
+
+
+def _unschedulable(pod: dict[str, Any]) -> str | None:
+    """The scheduler's message when a Pending Pod found no node (its PodScheduled condition), else None."""
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return None
+    for cond in status.get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == ("PodScheduled", "False", "Unschedulable"):
+            return str(cond.get("message") or "no node fits the Pod")[:512]
+    return None
 
 
 def refusal(message: str) -> str:

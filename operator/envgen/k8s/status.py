@@ -28,6 +28,7 @@ INVALID_SPEC = "InvalidSpec"
 CHILDREN_CREATED = "ChildrenCreated"  # False while the API refuses to create a Job, claim or EnvGenCycle
 QUEUED = "Queued"  # True while a Job waits for admission by its queue (Kueue)
 PODS_CREATED = "PodsCreated"  # False while the API refuses a Job's Pods (admission, quota)
+PODS_SCHEDULED = "PodsScheduled"  # False while the scheduler finds no node for a Job's Pod (GPUs, a missing claim)
 MAX_MESSAGE = 1024
 
 
@@ -242,10 +243,12 @@ def child_conditions(
     queue: str | None,
     queued: list[str],
     blocked: dict[str, str],
+    unscheduled: dict[str, str] | None = None,
 ) -> list[Condition]:
     """The conditions about a run's children after a reconcile that created all it had to: ChildrenCreated back
     to True after a refusal; Queued while Jobs wait for ``queue`` to admit them; PodsCreated while the API
-    refuses Jobs' Pods (``blocked``: Job name -> the refusal), True again once none is refused."""
+    refuses Jobs' Pods (``blocked``: Job name -> the refusal), True again once none is refused; PodsScheduled
+    while the scheduler finds no node for Jobs' Pods (``unscheduled``: Job name -> the scheduler's message)."""
     conds = conditions
     refused = condition(conds, CHILDREN_CREATED)
     if refused is not None and refused.status == "False":
@@ -262,6 +265,13 @@ def child_conditions(
         conds = set_condition(conds, PODS_CREATED, "False", "FailedCreate", message, generation)
     elif condition(conds, PODS_CREATED) is not None:
         conds = set_condition(conds, PODS_CREATED, "True", "Created", "every Job's Pods were created", generation)
+    if unscheduled:
+        names = sorted(unscheduled)
+        message = "; ".join(f"{n}: {unscheduled[n]}" for n in names[:4])
+        message = f"{len(names)} Job(s) wait for a node: {message}"
+        conds = set_condition(conds, PODS_SCHEDULED, "False", "Unschedulable", message, generation)
+    elif condition(conds, PODS_SCHEDULED) is not None:
+        conds = set_condition(conds, PODS_SCHEDULED, "True", "Scheduled", "every Job's Pod has a node", generation)
     return conds
 
 

@@ -13,7 +13,7 @@ from ..spec import EnvGenRun
 from . import RUNS_PLURAL
 from . import metrics as prom
 from .kube import PARALLEL, Kube, RunGone
-from .status import FAILED, LLM_AVAILABLE, PODS_CREATED, SUCCEEDED, RunStatus, condition
+from .status import FAILED, LLM_AVAILABLE, PODS_CREATED, PODS_SCHEDULED, SUCCEEDED, RunStatus, condition
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,15 @@ class StatusWriter:
 
     def _announce(self, old: RunStatus, new: RunStatus) -> None:
         """An Event for every condition that changed status (or appeared as True), and for every new refusal of
-        Pods."""
+        Pods or new reason the scheduler gives."""
         for cond in new.conditions:
             before = condition(old.conditions, cond.type)
             appeared = before is None and cond.status == "True"
             flipped = appeared or (before is not None and before.status != cond.status)
-            refused = cond.type == PODS_CREATED and cond.status == "False"
+            refused = cond.type in (PODS_CREATED, PODS_SCHEDULED) and cond.status == "False"
             if flipped or (refused and (before is None or before.message != cond.message)):
                 warning = (cond.type == FAILED and cond.status == "True") or (
-                    cond.type in (SUCCEEDED, LLM_AVAILABLE, PODS_CREATED) and cond.status == "False"
+                    cond.type in (SUCCEEDED, LLM_AVAILABLE, PODS_CREATED, PODS_SCHEDULED) and cond.status == "False"
                 )
                 self.event(
                     "Warning" if warning else "Normal", cond.reason, f"{cond.type}={cond.status}: {cond.message}"
