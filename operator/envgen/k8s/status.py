@@ -243,7 +243,7 @@ def child_conditions(
     queue: str | None,
     queued: list[str],
     blocked: dict[str, str],
-    unscheduled: dict[str, str] | None = None,
+    unscheduled: dict[str, str],
 ) -> list[Condition]:
     """The conditions about a run's children after a reconcile that created all it had to: ChildrenCreated back
     to True after a refusal; Queued while Jobs wait for ``queue`` to admit them; PodsCreated while the API
@@ -258,20 +258,27 @@ def child_conditions(
         conds = set_condition(conds, QUEUED, "True", "WaitingForAdmission", message, generation)
     elif condition(conds, QUEUED) is not None:
         conds = set_condition(conds, QUEUED, "False", "Admitted", "no Job waits for admission", generation)
-    if blocked:
-        names = sorted(blocked)
-        message = "; ".join(f"{n}: {blocked[n]}" for n in names[:4])
-        message = f"{len(names)} Job(s) get no Pods: {message}"
-        conds = set_condition(conds, PODS_CREATED, "False", "FailedCreate", message, generation)
-    elif condition(conds, PODS_CREATED) is not None:
-        conds = set_condition(conds, PODS_CREATED, "True", "Created", "every Job's Pods were created", generation)
-    if unscheduled:
-        names = sorted(unscheduled)
-        message = "; ".join(f"{n}: {unscheduled[n]}" for n in names[:4])
-        message = f"{len(names)} Job(s) wait for a node: {message}"
-        conds = set_condition(conds, PODS_SCHEDULED, "False", "Unschedulable", message, generation)
-    elif condition(conds, PODS_SCHEDULED) is not None:
-        conds = set_condition(conds, PODS_SCHEDULED, "True", "Scheduled", "every Job's Pod has a node", generation)
+    conds = _jobs_condition(conds, PODS_CREATED, blocked, generation)
+    return _jobs_condition(conds, PODS_SCHEDULED, unscheduled, generation)
+
+
+# A condition about Jobs' Pods: (reason while failing, what the Jobs suffer, reason and message once none fails).
+_JOBS_CONDITIONS = {
+    PODS_CREATED: ("FailedCreate", "get no Pods", "Created", "every Job's Pods were created"),
+    PODS_SCHEDULED: ("Unschedulable", "wait for a node", "Scheduled", "every Job's Pod has a node"),
+}
+
+
+def _jobs_condition(conds: list[Condition], ctype: str, failing: dict[str, str], generation: int) -> list[Condition]:
+    """False with up to four Jobs' messages while any Job is ``failing``; True again afterwards (absent until the
+    first failure)."""
+    reason, suffer, ok_reason, ok_message = _JOBS_CONDITIONS[ctype]
+    if failing:
+        names = sorted(failing)
+        message = "; ".join(f"{n}: {failing[n]}" for n in names[:4])
+        return set_condition(conds, ctype, "False", reason, f"{len(names)} Job(s) {suffer}: {message}", generation)
+    if condition(conds, ctype) is not None:
+        return set_condition(conds, ctype, "True", ok_reason, ok_message, generation)
     return conds
 
 
