@@ -134,8 +134,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 # Agent options with their defaults: only a changed one reaches the spec (older checkouts lack the newer ones).
 _OPTIONS: dict[str, Any] = {"precision": "float32", "env_groups": 1, "overlap": False}
-_FORWARDED = ("envs", "workers", "rollout", "steps", "network", "device", "epochs", "minibatches", "precision")
-_FORWARDED += ("env_groups",)  # flags spell these with "-"
+# forwarded as --name=value (flags spell "_" as "-"); --overlap and --skip-train are switches
+_FORWARDED = ("envs", "workers", "rollout", "steps", "network", "device", "epochs", "minibatches")
+_FORWARDED += ("precision", "env_groups")
 
 
 def _subprocess(args: argparse.Namespace, tree: Path | None) -> dict[str, Any]:

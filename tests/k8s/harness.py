@@ -242,11 +242,7 @@ class JobPlayer:
     async def evict(self, job: dict[str, Any]) -> dict[str, Any]:
         """Play a kubelet whose node is preempted: the Job's live Pod fails with a ``DisruptionTarget`` condition
         (as an eviction or preemption leaves it), its trainer killed. The Pod as it was, before the eviction."""
-        if self.cluster.job_mode != "kubelet":
-            raise RuntimeError("evictions are played only under a real job controller without a kubelet")
-        c, name = self.cluster, job["metadata"]["name"]
-        pod_name = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
-        assert pod_name != JOB_FAILED, f"{name} failed before its Pod could be evicted"
+        c, pod_name = self.cluster, await self._live_pod(job, "be evicted")
         pod = c.api.sanitize_for_serialization(await call(c.core.read_namespaced_pod, pod_name, c.namespace))
         disrupted = {
             "type": "DisruptionTarget",
@@ -267,11 +263,7 @@ class JobPlayer:
     async def unschedulable(self, job: dict[str, Any], message: str) -> None:
         """Play a scheduler that finds no node for the Job's live Pod: it stays Pending with PodScheduled False,
         reason Unschedulable, and the scheduler's ``message``."""
-        if self.cluster.job_mode != "kubelet":
-            raise RuntimeError("the scheduler is played only under a real job controller without a kubelet")
-        c, name = self.cluster, job["metadata"]["name"]
-        pod_name = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
-        assert pod_name != JOB_FAILED, f"{name} failed before its Pod could wait for a node"
+        c, pod_name = self.cluster, await self._live_pod(job, "wait for a node")
         unscheduled = {
             "type": "PodScheduled",
             "status": "False",
@@ -325,6 +317,16 @@ class JobPlayer:
         assert code == 0, f"trainer failed ({code}): {output.decode()[-2000:]}"
         await self.finish(job, code, message)
         return code
+
+    async def _live_pod(self, job: dict[str, Any], what: str) -> str:
+        """The name of the Job's live Pod, for a test that plays what happens to it (only under a real job
+        controller without a kubelet)."""
+        if self.cluster.job_mode != "kubelet":
+            raise RuntimeError(f"a Pod is made to {what} only under a real job controller without a kubelet")
+        name = job["metadata"]["name"]
+        pod_name = await eventually(lambda: self._live_pod_or_failed(name), 60, f"a pod of {name}")
+        assert pod_name != JOB_FAILED, f"{name} failed before its Pod could {what}"
+        return str(pod_name)
 
     async def _live_pod_or_failed(self, job: str) -> str | None:
         """A Pod of the Job that has not ended yet, JOB_FAILED once the Job failed, else None."""

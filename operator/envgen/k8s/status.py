@@ -262,8 +262,8 @@ def child_conditions(
     return _jobs_condition(conds, PODS_SCHEDULED, unscheduled, generation)
 
 
-# A condition about Jobs' Pods: (reason while failing, what the Jobs suffer, reason and message once none fails).
-_JOBS_CONDITIONS = {
+# The conditions about Jobs' Pods: (reason while failing, what the Jobs suffer, reason and message once none fails).
+POD_CONDITIONS = {
     PODS_CREATED: ("FailedCreate", "get no Pods", "Created", "every Job's Pods were created"),
     PODS_SCHEDULED: ("Unschedulable", "wait for a node", "Scheduled", "every Job's Pod has a node"),
 }
@@ -272,7 +272,7 @@ _JOBS_CONDITIONS = {
 def _jobs_condition(conds: list[Condition], ctype: str, failing: dict[str, str], generation: int) -> list[Condition]:
     """False with up to four Jobs' messages while any Job is ``failing``; True again afterwards (absent until the
     first failure)."""
-    reason, suffer, ok_reason, ok_message = _JOBS_CONDITIONS[ctype]
+    reason, suffer, ok_reason, ok_message = POD_CONDITIONS[ctype]
     if failing:
         names = sorted(failing)
         message = "; ".join(f"{n}: {failing[n]}" for n in names[:4])

@@ -13,7 +13,7 @@ from ..spec import EnvGenRun
 from . import RUNS_PLURAL
 from . import metrics as prom
 from .kube import PARALLEL, Kube, RunGone
-from .status import FAILED, LLM_AVAILABLE, PODS_CREATED, PODS_SCHEDULED, SUCCEEDED, RunStatus, condition
+from .status import FAILED, LLM_AVAILABLE, POD_CONDITIONS, SUCCEEDED, RunStatus, condition
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,12 @@ class StatusWriter:
             before = condition(old.conditions, cond.type)
             appeared = before is None and cond.status == "True"
             flipped = appeared or (before is not None and before.status != cond.status)
-            refused = cond.type in (PODS_CREATED, PODS_SCHEDULED) and cond.status == "False"
+            refused = cond.type in POD_CONDITIONS and cond.status == "False"
             if flipped or (refused and (before is None or before.message != cond.message)):
-                warning = (cond.type == FAILED and cond.status == "True") or (
-                    cond.type in (SUCCEEDED, LLM_AVAILABLE, PODS_CREATED, PODS_SCHEDULED) and cond.status == "False"
+                warning = (
+                    refused
+                    or (cond.type == FAILED and cond.status == "True")
+                    or (cond.type in (SUCCEEDED, LLM_AVAILABLE) and cond.status == "False")
                 )
                 self.event(
                     "Warning" if warning else "Normal", cond.reason, f"{cond.type}={cond.status}: {cond.message}"
