@@ -70,10 +70,12 @@ class TrainingTask(CamelModel):
 
 # ---- trainer -> engine -----------------------------------------------------------------------------------
 class SkillStat(CamelModel):
-    """Success rate in percent (0-100): mean and std over evaluation runs (and seeds, once aggregated)."""
+    """Success rate in percent (0-100): mean and std over evaluation runs (and seeds, once aggregated); once
+    aggregated, ``lowest`` is the weakest seed's mean (a skill one seed lost hides in the mean of the others)."""
 
     mean: float
     std: float = 0.0
+    lowest: float | None = None
 
 
 class EnvResult(CamelModel):

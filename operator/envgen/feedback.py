@@ -9,7 +9,7 @@ from .contracts import CycleFeedback, EnvResult, SkillStat, TrainingMetrics
 
 
 def aggregate_feedback(cycle: int, metrics: list[TrainingMetrics]) -> CycleFeedback:
-    """Pool the per-seed metrics of a cycle: mean of means, std from the law of total variance."""
+    """Pool the per-seed metrics of a cycle: mean of means, std from the law of total variance, the lowest mean."""
     skills = sorted({k for m in metrics for k in m.success})
     success: dict[str, SkillStat] = {}
     for k in skills:
@@ -18,7 +18,7 @@ def aggregate_feedback(cycle: int, metrics: list[TrainingMetrics]) -> CycleFeedb
         mean = statistics.fmean(means)
         within = statistics.fmean(s.std**2 for s in stats)
         between = statistics.pvariance(means) if len(means) > 1 else 0.0
-        success[k] = SkillStat(mean=mean, std=math.sqrt(within + between))
+        success[k] = SkillStat(mean=mean, std=math.sqrt(within + between), lowest=min(means))
     scores = [m.score for m in metrics if m.score is not None]
     per_env = [e for m in metrics for e in m.per_env] if len(metrics) == 1 else _merge_env_results(metrics)
     return CycleFeedback(

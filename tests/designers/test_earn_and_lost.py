@@ -48,17 +48,28 @@ def test_each_level_gives_an_earlier_step_of_the_chain_down_to_nothing(skill: st
     assert len({e.env.name for e in ladder}) == len(ladder)
 
 
-def test_a_withdrawn_pickaxe_becomes_a_table_and_wood_and_a_wood_chain_needs_the_natural_world() -> None:
+def test_a_withdrawn_pickaxe_becomes_a_table_and_wood_and_every_level_keeps_the_natural_world() -> None:
     levels = [e.env.config for e in earn_ladder("collect_stone")]
     assert all(isinstance(c, CrafterEnvConfig) for c in levels)
     first, second, *_, last = levels
     assert isinstance(first, CrafterEnvConfig) and isinstance(second, CrafterEnvConfig)
     assert isinstance(last, CrafterEnvConfig)
-    assert first.environment_settings.target_biome == "mountain" and first.inventory_settings.wood_pickaxe
+    assert first.inventory_settings.wood_pickaxe
+    assert all(c.environment_settings.target_biome == "natural" for c in levels if isinstance(c, CrafterEnvConfig))
     assert second.environment_settings.place_table and second.inventory_settings.wood >= 2
     assert not second.inventory_settings.wood_pickaxe
-    assert last.environment_settings.target_biome == "natural" and last.inventory_settings.items() == {}
+    assert last.inventory_settings.items() == {}
     assert last.environment_settings.tree_rarity == "very common"
+
+
+@pytest.mark.parametrize("skill", ["make_wood_sword", "make_iron_sword", "defeat_zombie", "defeat_skeleton"])
+def test_extra_monsters_meet_only_an_agent_given_the_whole_chain(skill: str) -> None:
+    first, *earned = (e.env.config for e in earn_ladder(skill))
+    assert isinstance(first, CrafterEnvConfig)
+    assert first.environment_settings.spawn_zombies or first.environment_settings.spawn_skeletons
+    for config in earned:
+        assert isinstance(config, CrafterEnvConfig)
+        assert not config.environment_settings.spawn_zombies and not config.environment_settings.spawn_skeletons
 
 
 def test_the_earn_level_climbs_with_in_env_success_and_retreats_when_it_collapses() -> None:
@@ -90,6 +101,20 @@ def test_a_lost_skill_gets_practice_and_the_critic_reports_it_when_it_does_not()
     assert len(found) == 1 and "wake_up fell from 87% to 5%" in found[0].message
     with_sleep = [PRACTICE["make_wood_pickaxe"].env, PRACTICE["wake_up"].env]
     assert not [f for f in critique(with_sleep, request) if f.code == "lost-skill"]
+
+
+def test_a_skill_one_seed_lost_counts_as_lost_though_the_mean_hides_it() -> None:
+    held = dict(collect_wood=90.0, wake_up=87.0)
+    one_seed_lost = cycle(2, [], None, **(held | {"wake_up": 60.0}))
+    one_seed_lost.feedback.success["wake_up"] = SkillStat(mean=60.0, std=35.0, lowest=6.0)  # seeds 87, 87, 6
+    history = [cycle(1, [], None, **held), one_seed_lost]
+    assert lost_skills(CRAFTER, history) == {"wake_up": 87.0}
+    assert targets(CRAFTER, history, 2)[0] == "wake_up"
+    request = DesignRequest(game="crafter", cycle=3, num_envs=2, history=history)
+    found = [f for f in critique([PRACTICE["collect_stone"].env], request) if f.code == "lost-skill"]
+    assert len(found) == 1 and "wake_up fell from 87% to 6%" in found[0].message
+    one_seed_lost.feedback.success["wake_up"] = SkillStat(mean=60.0, std=20.0, lowest=50.0)
+    assert lost_skills(CRAFTER, history) == {}
 
 
 def test_a_target_beyond_a_weak_prerequisite_shares_the_design_with_that_prerequisite() -> None:

@@ -23,7 +23,8 @@ def test_skills_pool_by_mean_of_means_and_total_variance() -> None:
     wood = fb.success["collect_wood"]
     assert wood.mean == 40.0
     assert wood.std == pytest.approx(math.sqrt((9 + 16) / 2 + 400))  # within-seed + between-seed variance
-    assert fb.success["place_table"] == SkillStat(mean=5.0, std=0.0)  # only the seeds that saw it
+    assert wood.lowest == 20.0  # the weakest seed
+    assert fb.success["place_table"] == SkillStat(mean=5.0, std=0.0, lowest=5.0)  # only the seeds that saw it
 
 
 def test_per_env_results_are_weighted_by_episodes() -> None:

@@ -2,7 +2,9 @@
 
 A scripted player (walk to the nearest target, face it, act; press a recipe's key) must reach each catalogue env's
 skill; a random player must live, on average, at least a third as long in every earn level of every practice env as
-in stock Crafter on the same seeds (four zombies at the start ended episodes after about 14 steps, a tenth).
+in stock Crafter on the same seeds (four zombies at the start ended episodes after about 14 steps, a tenth); and
+every earn level of every practice env keeps water within the scripted player's reach (ore practice in the
+waterless mountain biome ended episodes by thirst before the first night, and the agent lost sleep in the real game).
 """
 
 from __future__ import annotations
@@ -118,3 +120,14 @@ def test_no_practice_env_is_a_death_trap() -> None:
             if length < stock / 3:
                 short[entry.env.name] = length
     assert not short, f"random episodes last {stock:.0f} steps in stock Crafter, far less in {short}"
+
+
+def test_every_practice_env_keeps_water_to_drink() -> None:
+    dry = []
+    for skill in ACHIEVEMENTS:
+        for entry in earn_ladder(skill):
+            assert isinstance(entry.env.config, CrafterEnvConfig)
+            reached, _ = played(entry.env.config, "scripted", "collect_drink", 1)
+            if not reached:
+                dry.append(entry.env.name)
+    assert not dry, f"a scripted player found no water to drink in {dry}"

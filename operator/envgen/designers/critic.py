@@ -22,7 +22,7 @@ from ..envconfig import DesignedEnv, Finding
 from ..games import GameName
 from ..games import game as game_of
 from .base import env_findings
-from .progress import latest_success, lost_skills
+from .progress import lost_skills, success_of
 
 
 @cache
@@ -74,12 +74,12 @@ def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
                 )
         game = game_of(request.game)
         history = list(request.history)
-        now = latest_success(history)
+        now = success_of(history[-1].feedback if history else None, weakest_seed=True)
         for skill, best in lost_skills(game, history).items():
             if not any(re.search(rf"\b{skill}\b", env.purpose) for env in envs):
                 add(
                     "lost-skill",
-                    f"{skill} fell from {best:.0f}% to {now[skill]:.0f}% in the real game and no environment "
-                    "practises it",
+                    f"{skill} fell from {best:.0f}% to {now[skill]:.0f}% in the real game (weakest seed) and no "
+                    "environment practises it",
                 )
     return found + [f for f in env_findings(envs) if f.severity == "warning"]

@@ -14,7 +14,8 @@ own practice env, is set aside while other skills are left.
 Two rules keep the curriculum from doing harm and make what is practised transfer:
 
 * **No lost skills.** A skill the agent held in the real game (>= LOST_FROM) that fell below LOST_SHARE of its
-  best is lost (wake_up 87 % -> 5 %); lost skills take the first target places, so they get practice again.
+  best on its weakest seed is lost (wake_up 87 % -> 5 %; one seed's loss hides in the seeds' mean); lost skills
+  take the first target places, so they get practice again.
 * **Hold the chain.** Practice transfers to the real game only when the agent can earn what the target needs
   there: the weakest prerequisite (direct or not) of the other targets, while its real-game success is below
   CHAIN_PERCENT, takes the last target place (stone practised while wood pickaxe stands at 2 % gets wood-pickaxe

@@ -4,6 +4,11 @@ Each practice env hands out the prerequisites of its skill (items, pre-placed ta
 or denser resources) and nothing beyond them, so the agent still has to perform the skill itself; a tool's env
 also offers what the tool is for (zombies for a sword, the next resource for a pickaxe), so no two practice envs
 are alike. The practice envs are ordered from easy to hard.
+
+Every practice env keeps what the agent needs to live through a day and a night: water, grass with cows, and
+room to sleep. Ore practice therefore happens in the standard world (its mountains lie about 8 steps from the
+start) rather than in the mountain biome, which has no water: there episodes ended by thirst after about 300 steps,
+before the first night, and an agent that practised there lost sleep in the real game.
 """
 
 from __future__ import annotations
@@ -88,8 +93,6 @@ def gives_away(cfg: ConfigModel) -> bool:
 
 
 _TABLE = {"place_table": True}
-# ore practice happens in the mountain biome: in the natural world the agent often starts far from any stone
-_MOUNTAIN = {"target_biome": "mountain"}
 _PICK = {"wood_pickaxe": 1}
 _IRON_TOOLS = {"place_table": True, "place_furnace": True}
 # a furnace costs 4 stone (Crafter's data.yaml); a stone tool costs 1 wood and 1 stone, and the extra stone lets
@@ -120,12 +123,8 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"wood": 3},
     ),
     "eat_plant": ("a ripening plant next to the start, no monsters", {"place_plant": True, "peaceful_mode": True}, {}),
-    "collect_stone": ("a wood pickaxe in hand in the mountains", _MOUNTAIN, _PICK),
-    "collect_coal": (
-        "a wood pickaxe in hand in the mountains, with plenty of coal",
-        {**_MOUNTAIN, "coal_rarity": "very common"},
-        _PICK,
-    ),
+    "collect_stone": ("a wood pickaxe in hand", {}, _PICK),
+    "collect_coal": ("a wood pickaxe in hand and plenty of coal", {"coal_rarity": "very common"}, _PICK),
     "place_stone": ("stone and a wood pickaxe in hand", {}, {"stone": 3, **_PICK}),
     "place_furnace": ("a table next to the start, stone in hand", _TABLE, {"stone": _FURNACE_STONE + 1, **_PICK}),
     "make_stone_pickaxe": (
@@ -139,8 +138,8 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _STONE_ITEMS,
     ),
     "collect_iron": (
-        "a stone pickaxe in hand in the mountains, with plenty of iron",
-        {**_MOUNTAIN, "iron_rarity": "very common"},
+        "a stone pickaxe in hand and plenty of iron",
+        {"iron_rarity": "very common"},
         {"stone_pickaxe": 1, **_PICK},
     ),
     "make_iron_pickaxe": (
@@ -154,8 +153,8 @@ _CRAFTER: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _IRON_ITEMS,
     ),
     "collect_diamond": (
-        "an iron pickaxe in hand in the mountains, with plenty of diamonds",
-        {**_MOUNTAIN, "diamond_rarity": "very common"},
+        "an iron pickaxe in hand and plenty of diamonds",
+        {"diamond_rarity": "very common"},
         {"iron_pickaxe": 1, "stone_pickaxe": 1, **_PICK},
     ),
 }
@@ -204,9 +203,10 @@ class _Handouts:
 
     def withdraw(self, item: str) -> _Handouts:
         """Without ``item``, and with what the practice env of earning it gives instead (its objects and layout fill
-        unset knobs, not its creatures; materials add up, at most 9): one step earlier in the chain. A withdrawn
-        weapon also takes the extra monsters with it: the agent crafts its sword in peace, and meets the real
-        game's monsters."""
+        unset knobs, not its creatures; materials add up, at most 9): one step earlier in the chain. The extra
+        monsters go with the first withdrawal: while the agent earns a chain, a zombie spawned beside the start is
+        a threat it cannot answer yet (random play died within about 35 steps), so it meets the real game's
+        monsters instead."""
         settings = {k: v for k, v in self.settings.items() if k != item}
         inventory = {k: v for k, v in self.inventory.items() if k != item}
         _, earn_settings, earn_inventory = _CRAFTER[EARNED_BY[item]]
@@ -215,11 +215,8 @@ class _Handouts:
                 settings.setdefault(key, value)
         for key, amount in earn_inventory.items():
             inventory[key] = min(9, inventory.get(key, 0) + amount) if key in MATERIALS else 1
-        if item.endswith("_sword"):
-            settings.pop("spawn_zombies", None)
-            settings.pop("spawn_skeletons", None)
-        if item == "wood" and settings.get("target_biome") == "mountain":
-            settings.pop("target_biome")  # trees grow in grassland: a chain from wood needs the natural world
+        settings.pop("spawn_zombies", None)
+        settings.pop("spawn_skeletons", None)
         return _Handouts(settings, inventory)
 
 
