@@ -163,7 +163,8 @@ class _Start:
 
 @dataclass
 class _Rollout:
-    """One rollout's buffers (steps x envs), where it ends, and the episodes it finished in the background."""
+    """One rollout's buffers (steps x envs), where it ends, and the episodes it finished that were not reported at
+    once (those of a background rollout)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -203,6 +204,98 @@ class _Background:
         """Cancel the collection and wait for the thread (what it raised is dropped: the caller is raising)."""
         self.cancel.set()
         self._thread.join()
+
+
+class _Collector:
+    """Rollouts of a vector env's envs, all in lockstep (every env steps on one action batch) or, with
+    ``env_groups`` 2 and two worker groups, as two alternating groups (one group steps while the other's actions
+    are inferred; each env's transitions are the same consecutive ones, under the rollout's one policy)."""
+
+    def __init__(
+        self,
+        vec: VecEnv,
+        device: torch.device,
+        obs_shape: tuple[int, ...],
+        env_groups: int,
+        forward: Callable[[], torch.autocast],
+    ) -> None:
+        self.vec, self.device, self.obs_shape, self._forward = vec, device, obs_shape, forward
+        self.grouped = env_groups == 2 and len(vec.groups) == 2
+        self.parts = vec.groups if self.grouped else [range(vec.num_envs)]
+        self._to_device = [ToDevice(device, (len(envs), *obs_shape), torch.uint8) for envs in self.parts]
+        self._actions: np.ndarray | None = None  # lockstep: the batch sent, stepped on receive
+
+    def start(self, obs: np.ndarray) -> _Start:
+        """Where the first rollout starts: the frames of ``vec.reset()``, no env done."""
+        return _Start(
+            [move(obs[envs.start : envs.stop]) for move, envs in zip(self._to_device, self.parts, strict=True)],
+            [torch.zeros(len(envs), device=self.device) for envs in self.parts],
+        )
+
+    def length(self, steps_left: int, horizon: int) -> int:
+        """The next rollout's length: ``horizon`` steps, or the whole env batches that cover ``steps_left``."""
+        return min(horizon, -(-steps_left // self.vec.num_envs))
+
+    def collect(
+        self,
+        net: ActorCritic,
+        length: int,
+        start: _Start,
+        background: _Background | None = None,
+        report: Callable[[Episode], None] | None = None,
+    ) -> _Rollout | None:
+        """``length`` steps of every env with ``net`` from ``start``. Finished episodes go to ``report`` at once,
+        or without it into the rollout's ``episodes``; a ``background`` cancel ends the collection after the
+        steps under way (None)."""
+        num_envs, device = self.vec.num_envs, self.device
+        ro = _Rollout(
+            obs=torch.zeros((length, num_envs, *self.obs_shape), dtype=torch.uint8, device=device),
+            actions=torch.zeros((length, num_envs), dtype=torch.long, device=device),
+            logp=torch.zeros((length, num_envs), device=device),
+            rewards=torch.zeros((length, num_envs), device=device),
+            dones=torch.zeros((length, num_envs), device=device),
+            values=torch.zeros((length, num_envs), device=device),
+            end=_Start(list(start.obs), list(start.done)),  # each group's latest frames while collecting
+            episodes=[],
+        )
+        finished = report if report is not None else ro.episodes.append
+        for t in range(length):
+            if background is not None and background.cancel.is_set():
+                for group in range(len(self.parts) if t > 0 else 0):
+                    self._receive(ro, t - 1, group, finished)
+                return None
+            for group, envs in enumerate(self.parts):
+                if t > 0:
+                    self._receive(ro, t - 1, group, finished)
+                cols = slice(envs.start, envs.stop)
+                ro.obs[t, cols], ro.dones[t, cols] = ro.end.obs[group], ro.end.done[group]
+                with torch.no_grad(), self._forward():
+                    action, logp, _, value = net.act(ro.end.obs[group])
+                ro.actions[t, cols], ro.logp[t, cols], ro.values[t, cols] = action, logp, value
+                self._send(group, action.cpu().numpy())
+        for group in range(len(self.parts)):
+            self._receive(ro, length - 1, group, finished)
+        return ro
+
+    def _send(self, group: int, actions: np.ndarray) -> None:
+        if self.grouped:
+            self.vec.send(group, actions)
+        else:
+            self._actions = actions
+
+    def _receive(self, ro: _Rollout, t: int, group: int, finished: Callable[[Episode], None]) -> None:
+        """Record step ``t`` of a group that ``_send`` started: its rewards, next frames and done flags."""
+        envs = self.parts[group]
+        if self.grouped:
+            obs, reward, done, episodes = self.vec.receive(group)
+        else:
+            assert self._actions is not None
+            obs, reward, done, episodes = self.vec.step(self._actions)
+        ro.rewards[t, envs.start : envs.stop] = torch.as_tensor(reward, device=self.device)
+        ro.end.obs[group] = self._to_device[group](obs)
+        ro.end.done[group] = torch.as_tensor(done, dtype=torch.float32, device=self.device)
+        for ep in episodes:
+            finished(ep)
 
 
 class PPO:
@@ -252,93 +345,23 @@ class PPO:
         thread takes the rollout (a checkpoint in ``on_iteration`` counts no episode whose steps it does not),
         its exceptions are raised there, and no thread outlives the call. Overlapped runs are not
         bit-reproducible: both threads draw from torch's RNG in whichever order they run."""
-        num_envs, horizon = vec.num_envs, self.args.num_steps
-        obs_np = vec.reset()
-        obs_shape = obs_np.shape[1:]
-        # lockstep: every env steps on one action batch; two groups: one group steps while the other's actions
-        # are inferred (each env's transitions are the same consecutive ones, under the rollout's one policy)
-        grouped = self.args.env_groups == 2 and len(vec.groups) == 2
-        parts = vec.groups if grouped else [range(num_envs)]
-        stash: list[np.ndarray] = []
-
-        def send(group: int, actions: np.ndarray) -> None:
-            if grouped:
-                vec.send(group, actions)
-            else:
-                stash[:] = [actions]
-
-        def receive(group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Episode]]:
-            return vec.receive(group) if grouped else vec.step(stash[0])
 
         def report(ep: Episode) -> None:
             self.counters.episodes += 1
             on_episode(ep)
 
-        to_device = [ToDevice(self.device, (len(envs), *obs_shape), torch.uint8) for envs in parts]
-
-        def collect(
-            net: ActorCritic, length: int, start: _Start, background: _Background | None = None
-        ) -> _Rollout | None:
-            """``length`` steps of every env with ``net`` from ``start``. In the foreground, finished episodes are
-            reported at once; in the ``background`` they are kept in the rollout, and a cancel ends the
-            collection after the steps under way (None)."""
-            next_obs, next_done = list(start.obs), list(start.done)
-            episodes: list[Episode] = []
-            buf_obs = torch.zeros((length, num_envs, *obs_shape), dtype=torch.uint8, device=self.device)
-            buf_act = torch.zeros((length, num_envs), dtype=torch.long, device=self.device)
-            buf_logp = torch.zeros((length, num_envs), device=self.device)
-            buf_rew = torch.zeros((length, num_envs), device=self.device)
-            buf_done = torch.zeros((length, num_envs), device=self.device)
-            buf_val = torch.zeros((length, num_envs), device=self.device)
-
-            def received(t: int, group: int) -> None:
-                """Record the step ``t`` of a group that ``send`` started."""
-                envs = parts[group]
-                obs, reward, done, finished = receive(group)
-                buf_rew[t, envs.start : envs.stop] = torch.as_tensor(reward, device=self.device)
-                next_obs[group] = to_device[group](obs)
-                next_done[group] = torch.as_tensor(done, dtype=torch.float32, device=self.device)
-                for ep in finished:
-                    if background is None:
-                        report(ep)
-                    else:
-                        episodes.append(ep)
-
-            for t in range(length):
-                if background is not None and background.cancel.is_set():
-                    for group in range(len(parts) if t > 0 else 0):
-                        received(t - 1, group)
-                    return None
-                for group, envs in enumerate(parts):
-                    if t > 0:
-                        received(t - 1, group)
-                    cols = slice(envs.start, envs.stop)
-                    buf_obs[t, cols], buf_done[t, cols] = next_obs[group], next_done[group]
-                    with torch.no_grad(), self._forward():
-                        action, logp, _, value = net.act(next_obs[group])
-                    buf_act[t, cols], buf_logp[t, cols], buf_val[t, cols] = action, logp, value
-                    send(group, action.cpu().numpy())
-            for group in range(len(parts)):
-                received(length - 1, group)
-            rollout = (buf_obs, buf_act, buf_logp, buf_rew, buf_done, buf_val)
-            return _Rollout(*rollout, _Start(next_obs, next_done), episodes)
-
-        def rollout_length(done_steps: int) -> int:
-            return min(horizon, -(-(steps - done_steps) // num_envs))
-
-        start = _Start(
-            [move(obs_np[envs.start : envs.stop]) for move, envs in zip(to_device, parts, strict=True)],
-            [torch.zeros(len(envs), device=self.device) for envs in parts],
-        )
+        frames = vec.reset()
+        collector = _Collector(vec, self.device, frames.shape[1:], self.args.env_groups, self._forward)
+        start = collector.start(frames)
         done_steps = 0
         pending: _Background | None = None
         try:
             while done_steps < steps:
-                length = rollout_length(done_steps)
+                length = collector.length(steps - done_steps, self.args.num_steps)
                 started = time.perf_counter()
                 if pending is None:
                     self._threads(1)
-                    ro = collect(self.net, length, start)
+                    ro = collector.collect(self.net, length, start, report=report)
                 else:
                     ro, pending = pending.result(), None
                     for ep in ro.episodes:
@@ -349,15 +372,16 @@ class PPO:
                 with torch.no_grad(), self._forward():
                     next_value = torch.cat([self.net.value(obs) for obs in ro.end.obs])
                 advantages = self._gae(ro.rewards, ro.values, ro.dones, next_value, torch.cat(ro.end.done))
-                batch = length * num_envs
+                batch = length * vec.num_envs
                 start = ro.end
                 if self.args.overlap and done_steps + batch < steps:
                     # the next rollout, with the policy from before this update; torch.set_num_threads is
                     # process-wide, so its inference keeps the update's threads while the two overlap
                     snapshot = copy.deepcopy(self.net).eval().requires_grad_(False)
-                    pending = _Background(partial(collect, snapshot, rollout_length(done_steps + batch), start))
+                    next_length = collector.length(steps - done_steps - batch, self.args.num_steps)
+                    pending = _Background(partial(collector.collect, snapshot, next_length, start))
                 losses = self._update(
-                    ro.obs.reshape(-1, *obs_shape),
+                    ro.obs.reshape(-1, *collector.obs_shape),
                     ro.actions.reshape(-1),
                     ro.logp.reshape(-1),
                     advantages.reshape(-1),
