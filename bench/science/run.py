@@ -143,6 +143,7 @@ DESIGN_ARMS: dict[str, dict[str, Any]] = {
     "heuristic-v4": {"designer": {"type": "heuristic"}},
     "heuristic-v5": {"designer": {"type": "heuristic"}},
     "heuristic-v6": {"designer": {"type": "heuristic"}},
+    "heuristic-v7": {"designer": {"type": "heuristic"}},
     "heuristic-5to1": {"designer": {"type": "heuristic"}, "designedShare": "0.8333"},
     "learning-progress": {"designer": {"type": "learning-progress"}},
     "llm-constrained": {"designer": {"type": "llm", "mode": "constrained"}},

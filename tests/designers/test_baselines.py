@@ -147,14 +147,14 @@ def test_heuristic_gives_each_target_two_slots_and_its_prerequisites() -> None:
     request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=history("crafter", [], skills))
     design = HeuristicDesigner().design(request)
     names = [e.name for e in design.envs]
-    # the stone pickaxe opens iron and its tools; its weakest prerequisite (stone, 40 % in the game) holds the chain
+    # the stone pickaxe opens iron and its tools; its chain's weak step (stone, 40 % in the game) comes first
     assert names == [
-        "practice-make-stone-pickaxe",
         "practice-collect-stone",
-        "practice-make-stone-pickaxe-2",
+        "practice-make-stone-pickaxe",
         "practice-collect-stone-2",
+        "practice-make-stone-pickaxe-2",
     ]
-    cfg = design.envs[0].config
+    cfg = design.envs[1].config
     assert isinstance(cfg, CrafterEnvConfig)
     assert cfg.environment_settings.place_table and not cfg.inventory_settings.stone_pickaxe
 
@@ -201,9 +201,9 @@ def test_designed_env_results_raise_the_earn_level_never_the_frontier() -> None:
         request = DesignRequest(game="crafter", cycle=2, num_envs=4, history=previous)
         return HeuristicDesigner().design(request).envs[:2]
 
-    assert [e.name for e in design([])] == ["practice-make-wood-pickaxe", "practice-place-table"]
-    pickaxe, table = design(in_env)
-    assert (pickaxe.name, table.name) == ("practice-make-wood-pickaxe", "practice-place-table-earn1")
+    assert [e.name for e in design([])] == ["practice-place-table", "practice-make-wood-pickaxe"]
+    table, pickaxe = design(in_env)
+    assert (table.name, pickaxe.name) == ("practice-place-table-earn1", "practice-make-wood-pickaxe")
     assert isinstance(table.config, CrafterEnvConfig)
     assert table.config.inventory_settings.wood == 0  # the agent collects its own wood ...
     assert table.config.environment_settings.tree_rarity == "very common"  # ... in a forest

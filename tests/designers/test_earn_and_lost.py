@@ -117,11 +117,14 @@ def test_a_skill_one_seed_lost_counts_as_lost_though_the_mean_hides_it() -> None
     assert lost_skills(CRAFTER, history) == {}
 
 
-def test_a_target_beyond_a_weak_prerequisite_shares_the_design_with_that_prerequisite() -> None:
-    trunk = dict(collect_wood=80.0, place_table=60.0, make_wood_pickaxe=2.0, wake_up=87.0, collect_sapling=90.0)
+def test_a_candidate_stands_for_its_weak_chain_shallowest_first() -> None:
+    trunk = dict(collect_wood=80.0, place_table=30.0, make_wood_pickaxe=2.0, wake_up=87.0, collect_sapling=90.0)
     history = [cycle(1, [], None, **trunk)]
-    frontier, link = targets(CRAFTER, history, 2)
-    assert "make_wood_pickaxe" in CRAFTER.requires(frontier) and link == "make_wood_pickaxe"
-    held = [cycle(1, [], None, **(trunk | {"make_wood_pickaxe": 60.0}))]
-    assert "make_wood_pickaxe" not in targets(CRAFTER, held, 2)  # held: both places go to the frontier
-    assert targets(CRAFTER, history, 1) == [frontier]  # one place: the frontier keeps it
+    assert targets(CRAFTER, history, 2) == ["place_table", "make_wood_pickaxe"]  # the table is the weakest root
+    assert targets(CRAFTER, history, 1) == ["place_table"]
+    held = [cycle(1, [], None, **(trunk | {"place_table": 70.0, "make_wood_pickaxe": 60.0}))]
+    frontier = targets(CRAFTER, held, 2)
+    assert not {"place_table", "make_wood_pickaxe"} & set(frontier)  # held: the places go to the frontier
+    # a lost skill takes the first place; the chain's root, not the skill beyond it, takes the second
+    fell = [*held, cycle(2, [], None, **(trunk | {"wake_up": 30.0, "make_wood_pickaxe": 20.0, "place_table": 70.0}))]
+    assert targets(CRAFTER, fell, 2) == ["wake_up", "make_wood_pickaxe"]

@@ -11,15 +11,17 @@ The ``numEnvs // 2`` most valuable targets get two slots each, so each target ge
 actions to be tried. A skill practised twice without gaining ``STALL_POINTS``, neither in the real game nor in its
 own practice env, is set aside while other skills are left.
 
-Two rules keep the curriculum from doing harm and make what is practised transfer:
+These rules keep the curriculum from doing harm and make what is practised transfer:
 
 * **No lost skills.** A skill the agent held in the real game (>= LOST_FROM) that fell below LOST_SHARE of its
   best on its weakest seed is lost (wake_up 87 % -> 5 %; one seed's loss hides in the seeds' mean); lost skills
   take the first target places, so they get practice again.
-* **Hold the chain.** Practice transfers to the real game only when the agent can earn what the target needs
-  there: the weakest prerequisite (direct or not) of the other targets, while its real-game success is below
-  CHAIN_PERCENT, takes the last target place (stone practised while wood pickaxe stands at 2 % gets wood-pickaxe
-  practice beside it).
+* **Root first.** Practice transfers to the real game only when the agent can earn what the target needs there:
+  a candidate stands for its chain, its prerequisites (direct or not) still below CHAIN_PERCENT in the real game
+  first, shallowest first, so the places go to the chain's weakest root and the step after it (coal, while the
+  table stands at 23 % and the wood pickaxe at 5 %, becomes table and wood-pickaxe practice; the stone pickaxe
+  practised with everything handed out while the wood pickaxe stood at 18 % cost the real game 10 points of
+  wood pickaxe).
 * **Earn it** (a reverse curriculum). A target's practice env starts with every prerequisite handed out (the
   game's ``earn_ladder``, level 0); once the agent reaches EARN_PERCENT in it, the next cycle's env hands out one
   prerequisite fewer (the one earned closest to the skill), down to the real game with only a denser layout;
@@ -46,7 +48,7 @@ STALL_POINTS = 1.0  # success points a practised skill must gain, in the real ga
 SLOTS_PER_TARGET = 2
 EARN_PERCENT = 50.0  # in-env success at which a practice env hands out one prerequisite fewer
 RETREAT_PERCENT = 5.0  # in-env success below which it hands one back
-CHAIN_PERCENT = 50.0  # real-game success below which a target's prerequisite takes a target place of its own
+CHAIN_PERCENT = 50.0  # real-game success below which a target's prerequisite is practised instead of it
 
 
 def reachable(game: Game, success: dict[str, float], skill: str) -> bool:
@@ -153,26 +155,22 @@ def curriculum(game: Game, success: dict[str, float], n: int, stall: Collection[
     return ranked[:n]
 
 
-def weakest_link(
-    game: Game, success: dict[str, float], chosen: Collection[str], stall: Collection[str] = ()
-) -> str | None:
-    """The chosen targets' weakest prerequisite (direct or not) in the real game, when below CHAIN_PERCENT and
-    not set aside."""
-    below = {p for t in chosen for p in game.requires(t) if success[p] < CHAIN_PERCENT} - {*chosen, *stall}
-    return min(below, key=lambda p: (success[p], game.depth(p), game.skills.index(p)), default=None)
+def weak_chain(game: Game, success: dict[str, float], skill: str, stall: Collection[str] = ()) -> list[str]:
+    """A skill's chain as practice should climb it: the prerequisites (direct or not) still below CHAIN_PERCENT in
+    the real game and not set aside, then the skill, shallowest first (the weaker first among equals)."""
+    weak = [p for p in game.requires(skill) if success[p] < CHAIN_PERCENT and p not in stall]
+    return [*sorted(weak, key=lambda p: (game.depth(p), success[p], game.skills.index(p))), skill]
 
 
 def _pick(game: Game, success: dict[str, float], lost: list[str], stall: set[str], n: int) -> list[str]:
     first = lost[: max(1, n // 2)]
     ranked = curriculum(game, success, len(game.skills), stall)
-    picked = (first + [s for s in ranked if s not in first])[:n]
-    link = weakest_link(game, success, picked[: n - 1], stall) if n > 1 else None
-    return picked if link is None or link in picked else [*picked[: n - 1], link]
+    return list(dict.fromkeys([*first, *(s for c in ranked for s in weak_chain(game, success, c, stall))]))[:n]
 
 
 def targets(game: Game, history: list[CycleHistory], n: int) -> list[str]:
-    """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's; the
-    last place goes to the others' weakest prerequisite in the real game while it is below CHAIN_PERCENT."""
+    """``n`` targets: the lost skills first (at most half the places, at least one), then the curriculum's
+    candidates, each standing for its ``weak_chain`` (the weak prerequisites first, shallowest first)."""
     return _pick(game, latest_success(history), list(lost_skills(game, history)), stalled(game, history), n)
 
 
