@@ -30,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,6 @@ EXPERIMENT = "sci"
 DESIGN_ARMS: dict[str, dict[str, Any]] = {
     "none": {"designer": {"type": "none"}},
     "heuristic": {"designer": {"type": "heuristic"}},
-    "heuristic-v4": {"designer": {"type": "heuristic"}},
     "heuristic-v5": {"designer": {"type": "heuristic"}},
     "heuristic-v6": {"designer": {"type": "heuristic"}},
     "heuristic-v7": {"designer": {"type": "heuristic"}},
@@ -193,11 +192,21 @@ def template(profile: str) -> dict[str, Any]:
     }
 
 
-def experiment_doc(profile: str, seeds: range, endpoint: str | None = None, model: str | None = None) -> dict[str, Any]:
-    """The EnvGenExperiment of a profile and a batch of seeds: the profile's template, every designer arm (the
-    ``llm-endpoint`` arm when an endpoint is given), baseline ``none``."""
+def experiment_doc(
+    profile: str,
+    seeds: range,
+    endpoint: str | None = None,
+    model: str | None = None,
+    only: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The EnvGenExperiment of a profile and a batch of seeds: the profile's template, baseline ``none`` and every
+    designer arm, or the arms ``only`` names (an experiment holds 2 to 12 arms: every arm when ``only`` names
+    ``none`` alone; the ``llm-endpoint`` arm only when an endpoint is given)."""
+    chosen = None if only is None or set(only) <= {"none"} else {"none", *only}
     arms = []
     for arm, entry in DESIGN_ARMS.items():
+        if chosen is not None and arm not in chosen:
+            continue
         if arm == "llm-endpoint":
             if not endpoint:
                 continue
@@ -214,10 +223,14 @@ def experiment_doc(profile: str, seeds: range, endpoint: str | None = None, mode
 
 
 def experiment(
-    profile: str, seeds: range = range(3), endpoint: str | None = None, model: str | None = None
+    profile: str,
+    seeds: range = range(3),
+    endpoint: str | None = None,
+    model: str | None = None,
+    only: Collection[str] | None = None,
 ) -> EnvGenExperiment:
-    """The profile's experiment, validated by the product."""
-    return parse_experiment(experiment_doc(profile, seeds, endpoint, model), f"profile {profile}")
+    """The profile's experiment (of the arms ``only`` names, with ``none``), validated by the product."""
+    return parse_experiment(experiment_doc(profile, seeds, endpoint, model, only), f"profile {profile}")
 
 
 def reference_doc(arm: str, profile: str, seeds: range) -> dict[str, Any]:
@@ -303,7 +316,7 @@ def experiment_batch(profile: str, arms: list[str], seeds: range, args: argparse
     seed 3), filling ``arms``."""
     if "llm-endpoint" in arms and not args.endpoint:
         raise SystemExit("arm llm-endpoint needs --endpoint URL (and --model NAME)")
-    exp = experiment(profile, seeds, args.endpoint, args.model)
+    exp = experiment(profile, seeds, args.endpoint, args.model, arms)
     rundir = RUNS / profile / (f"{EXPERIMENT}-from-s{seeds[0]}" if seeds[0] else EXPERIMENT)
     doc = exp.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
     return Batch(EXPERIMENT, doc, rundir, {arm: rundir / "arms" / arm for arm in arms}, experiment=True)

@@ -46,7 +46,8 @@ def test_each_profile_is_an_experiment_of_equal_steps(profile: str) -> None:
 
 
 def test_the_endpoint_arm_takes_its_llm_from_the_command_line() -> None:
-    exp = bench.experiment("smoke", range(3), "http://llm.example:8000/v1", "qwen")
+    exp = bench.experiment("smoke", range(3), "http://llm.example:8000/v1", "qwen", ["llm", "llm-endpoint"])
+    assert [a.name for a in exp.spec.arms] == ["none", "llm", "llm-endpoint"]  # a batch holds only its own arms
     llm = exp.arm_run("llm-endpoint").spec.llm
     assert (llm.base_url, llm.model, llm.timeout_seconds) == ("http://llm.example:8000/v1", "qwen", 900)
     assert exp.arm_run("llm").spec.llm.base_url != llm.base_url
