@@ -22,7 +22,7 @@ from ..envconfig import DesignedEnv, Finding
 from ..games import GameName
 from ..games import game as game_of
 from .base import env_findings
-from .progress import lost_skills, success_of
+from .progress import lost_skills, weakest_seed_now
 
 
 @cache
@@ -74,7 +74,7 @@ def critique(envs: list[DesignedEnv], request: DesignRequest) -> list[Finding]:
                 )
         game = game_of(request.game)
         history = list(request.history)
-        now = success_of(history[-1].feedback if history else None, weakest_seed=True)
+        now = weakest_seed_now(history)
         for skill, best in lost_skills(game, history).items():
             if not any(re.search(rf"\b{skill}\b", env.purpose) for env in envs):
                 add(

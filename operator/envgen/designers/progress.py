@@ -25,13 +25,18 @@ def latest_success(history: list[CycleHistory]) -> dict[str, float]:
     return success_of(history[-1].feedback if history else None)
 
 
+def weakest_seed_now(history: list[CycleHistory]) -> dict[str, float]:
+    """``success_of`` the last finished cycle's weakest seed: what a lost skill is measured by."""
+    return success_of(history[-1].feedback if history else None, weakest_seed=True)
+
+
 def lost_skills(game: Game, history: list[CycleHistory]) -> dict[str, float]:
     """Skills the agent held in the real game (>= LOST_FROM at some cycle) and now does at under LOST_SHARE of its
     best on some seed (the weakest seed against the seeds' best mean), each with that best, the largest fall
     first."""
     if len(history) < 2:
         return {}
-    now = success_of(history[-1].feedback, weakest_seed=True)
+    now = weakest_seed_now(history)
     best = {s: max(success_of(h.feedback)[s] for h in history[:-1]) for s in game.skills}
     lost = [s for s in game.skills if best[s] >= LOST_FROM and now[s] < LOST_SHARE * best[s]]
     return {s: best[s] for s in sorted(lost, key=lambda s: now[s] - best[s])}
