@@ -1,6 +1,14 @@
-"""The pipe vector env: mixed configs, auto-reset with episode stats, clean shutdown."""
+"""The shared-memory vector env: mixed configs, auto-reset with episode stats, clean shutdown, lost workers."""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +123,51 @@ def test_worker_groups_step_on_their_own_as_the_whole_batch_would() -> None:
             vec.send(0, actions[:2])
             vec.receive(0)
             vec.step(actions)
+
+
+def test_a_worker_killed_mid_run_is_reported_not_waited_for() -> None:
+    with VecEnv([EnvSpec("crafter", i) for i in range(2)], num_workers=2) as vec:
+        vec.reset()
+        os.kill(vec._procs[1].pid, signal.SIGKILL)
+        vec._procs[1].join(10)
+        with pytest.raises(VecEnvError, match="exited unexpectedly"):
+            vec.step(np.zeros(2, np.int64))
+
+
+CALLER = """
+import sys, time
+from envgen_trainer.vecenv import EnvSpec, VecEnv
+if __name__ == "__main__":
+    vec = VecEnv([EnvSpec("crafter", i) for i in range(2)], num_workers=2)
+    vec.reset()
+    print(" ".join(str(p.pid) for p in vec._procs), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_leave_when_their_caller_is_killed(tmp_path: Path) -> None:
+    """A caller killed without a chance to clean up (SIGKILL) leaves no env worker behind."""
+    script = tmp_path / "caller.py"
+    script.write_text(CALLER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    assert caller.stdout is not None
+    workers = [int(pid) for pid in caller.stdout.readline().split()]
+    assert len(workers) == 2
+    caller.kill()
+    caller.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        for pid in workers:  # reap them if they became our zombies (they are re-parented to init here)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -2,17 +2,20 @@
 
 Workers write observations, rewards, dones and the statistics of finished episodes in place into preallocated
 shared memory (two alternating frame buffers, so the frames a step returns stay valid while the next step runs);
-a step is one byte to each worker and one byte back, nothing is pickled. ``step`` steps every env; ``send`` and
-``receive`` step one of two worker groups on its own (one group steps while the caller infers the other's
-actions). Envs reset automatically at the end of an episode; each finished episode is reported as an ``Episode``
+nothing is pickled. Commands travel through shared memory and semaphores with one wake-up each way per batch:
+the caller wakes the first worker of a command, each woken worker wakes two more (a binary tree) before it steps,
+and the last worker to finish wakes the caller (a pipe round trip per worker and step cost the caller an OS
+wake-up per worker). ``step`` steps every env; ``send`` and ``receive`` step one of two worker groups on its own
+(one group steps while the caller infers the other's actions). Envs reset automatically at the end of an episode; each finished episode is reported as an ``Episode``
 (return, length, achievements unlocked).
 
 Envs that can prepare their next episode (``follow``, e.g. ``ConfigurableCrafter``) keep a spare instance of the
 same spec that generates the next world while the worker would otherwise wait for actions, so resets are off
 the critical path; the episodes are the same as with a plain reset.
 
-Workers ignore SIGINT and exit when their pipe closes, and ``close()`` (also called by the context manager and
-on errors) joins or terminates them, so no process is left behind.
+Each worker keeps a pipe to the caller for its start and its errors. Workers ignore SIGINT and exit on
+``close()`` or, within ``IDLE_POLL_S``, once their pipe closes (the caller is gone); ``close()`` (also called by
+the context manager and on errors) joins or terminates them, so no process is left behind.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from .games import trainer_game
 
 Obs = npt.NDArray[np.uint8]
 JOIN_TIMEOUT_S = 5.0
-_OK, _ERROR, _STEP, _RESET, _CLOSE = 0, 1, 2, 3, 4
+IDLE_POLL_S = 1.0
+_OK, _ERROR, _STEP, _RESET = 0, 1, 2, 3
 
 
 class GymLikeEnv(Protocol):
@@ -162,33 +166,101 @@ class _Slot:
         self.reset(buf)
 
 
-def _worker(conn: Connection, specs: list[tuple[int, EnvSpec]], buffers: _Buffers) -> None:
+class _Commands:
+    """How the caller commands the workers: shared arrays and semaphores (they travel to spawned workers).
+
+    A command runs on a contiguous range of workers as one of two records (record 0: every worker, or the first
+    worker group; record 1: the second group). Per record: its workers ``lo``-``hi``, the command, the frame
+    buffer to write, how many of its workers have yet to finish (under a lock) and a semaphore the last one
+    releases. Per worker: a semaphore that wakes it, its ticket (the command's number and record; a new ticket
+    tells a worker preparing worlds to stop) and whether it failed; and whether the caller is closing."""
+
+    LO, HI, CMD, BUF, REMAINING = range(5)
+
+    def __init__(self, ctx: Any, num_workers: int) -> None:
+        self.go = [ctx.Semaphore(0) for _ in range(num_workers)]
+        self.done = [ctx.Semaphore(0) for _ in range(2)]
+        self.locks = [ctx.Lock() for _ in range(2)]
+        self.raw = {"records": ctx.RawArray("q", 2 * 5), "workers": ctx.RawArray("q", 2 * num_workers + 2)}
+        self._views()
+
+    def _views(self) -> None:
+        self.records = np.frombuffer(self.raw["records"], np.int64).reshape(2, 5)
+        workers = np.frombuffer(self.raw["workers"], np.int64)
+        self.ticket, self.failed = workers[:-2].reshape(2, -1)
+        self.closing, self.any_failed = workers[-2:-1], workers[-1:]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"go": self.go, "done": self.done, "locks": self.locks, "raw": self.raw}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._views()
+
+    def start(self, ticket: int, cmd: int, buf: int, workers: range) -> None:
+        """Give ``workers`` a command (``ticket``: a new number times 2 plus the record) and wake the first."""
+        lo, hi = workers.start, workers.stop
+        self.records[ticket & 1] = (lo, hi, cmd, buf, hi - lo)
+        self.ticket[lo:hi] = ticket
+        self.go[lo].release()
+
+    def wake_next(self, worker: int, record: int) -> None:
+        """Wake the (up to two) workers after ``worker`` in its record's binary tree."""
+        lo, hi = int(self.records[record, self.LO]), int(self.records[record, self.HI])
+        for child in (lo + 2 * (worker - lo) + 1, lo + 2 * (worker - lo) + 2):
+            if child < hi:
+                self.go[child].release()
+
+    def finish(self, record: int) -> None:
+        """A worker is done with ``record``'s command; the last one wakes the caller."""
+        with self.locks[record]:
+            self.records[record, self.REMAINING] -= 1
+            last = self.records[record, self.REMAINING] == 0
+        if last:
+            self.done[record].release()
+
+    def fail(self, worker: int) -> None:
+        self.failed[worker] = self.any_failed[0] = 1
+
+
+def _worker(conn: Connection, index: int, specs: list[tuple[int, EnvSpec]], buffers: _Buffers, c: _Commands) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    active: int | None = None  # the record whose command this worker runs
     try:
         slots = [_Slot(i, s, buffers) for i, s in specs]
         conn.send_bytes(bytes((_OK,)))
         while True:
-            cmd, buf = conn.recv_bytes()
-            if cmd == _STEP:
-                for slot in slots:
-                    slot.step(buf)
-            elif cmd == _RESET:
-                for slot in slots:
-                    slot.reset(buf)
-            else:
+            if not c.go[index].acquire(timeout=IDLE_POLL_S):
+                if conn.poll():  # the caller closed its end (EOFError) or is gone
+                    conn.recv_bytes()
+                continue
+            if c.closing[0]:
                 break
-            conn.send_bytes(bytes((_OK,)))
+            ticket = int(c.ticket[index])
+            active = ticket & 1
+            c.wake_next(index, active)
+            cmd, buf = int(c.records[active, c.CMD]), int(c.records[active, c.BUF])
+            for slot in slots:
+                if cmd == _STEP:
+                    slot.step(buf)
+                else:
+                    slot.reset(buf)
+            c.finish(active)
+            active = None
             for slot in slots:  # next worlds, until the next command arrives
-                if conn.poll():
+                if c.ticket[index] != ticket or c.closing[0]:
                     break
                 if slot.unprepared:
                     slot.prepare()
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
     except Exception as exc:
+        c.fail(index)
         with contextlib.suppress(BrokenPipeError, OSError):
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             conn.send_bytes(bytes((_ERROR,)) + message.encode())
+        if active is not None:  # a failed command still finishes, so the caller hears at once
+            c.finish(active)
     finally:
         conn.close()
 
@@ -215,77 +287,97 @@ class VecEnv:
         self._labels = [s.label for s in specs]
         ctx = mp.get_context("spawn")
         self._buffers = _Buffers(ctx, self.num_envs, trainer_game(game_name).obs_shape, len(self._skills))
-        self._bufs = [0] * num_workers  # each worker's current frame buffer
+        self._commands = _Commands(ctx, num_workers)
         self._ranges = [range(int(block[0]), int(block[-1]) + 1) for block in blocks]
         half = (num_workers + 1) // 2
-        self._group_workers = [list(range(half)), list(range(half, num_workers))] if num_workers > 1 else [[0]]
+        self._group_workers = [range(half), range(half, num_workers)] if num_workers > 1 else [range(1)]
         self.groups = [range(self._ranges[w[0]].start, self._ranges[w[-1]].stop) for w in self._group_workers]
         """The envs of each worker group ``send``/``receive`` step on their own: the first and the second half
         of the workers (one group with one worker)."""
+        self._in_flight: list[range | None] = [None, None]  # per record: the workers of its running command
+        self._bufs = [0] * num_workers  # each worker's current frame buffer
+        self._tickets = 0
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         try:
-            for block in blocks:
+            for w, block in enumerate(blocks):
                 parent, child = ctx.Pipe()
-                args = (child, [(int(i), specs[i]) for i in block], self._buffers)
+                args = (child, w, [(int(i), specs[i]) for i in block], self._buffers, self._commands)
                 proc = ctx.Process(target=_worker, args=args, daemon=True)
                 proc.start()
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
-            self._wait()
+            for conn in self._conns:
+                self._answer(conn)
         except BaseException:
             self.close()
             raise
 
-    def _wait(self, workers: Sequence[int] | None = None) -> None:
-        """Wait for the answers of ``workers`` (default every worker) to their last command."""
-        for conn in self._conns if workers is None else [self._conns[w] for w in workers]:
-            try:
-                answer = conn.recv_bytes()
-            except EOFError:
-                raise VecEnvError("an env worker exited unexpectedly") from None
-            if answer[0] == _ERROR:
-                raise VecEnvError(answer[1:].decode())
+    @staticmethod
+    def _answer(conn: Connection) -> None:
+        """Read a worker's message on its pipe: its start, or its error (raised)."""
+        try:
+            answer = conn.recv_bytes()
+        except EOFError:
+            raise VecEnvError("an env worker exited unexpectedly") from None
+        if answer[0] == _ERROR:
+            raise VecEnvError(answer[1:].decode())
 
-    def _send(self, cmd: int, workers: Sequence[int]) -> None:
-        for w in workers:
-            self._bufs[w] ^= 1
-            self._conns[w].send_bytes(bytes((cmd, self._bufs[w])))
+    def _start(self, cmd: int, record: int, workers: range) -> None:
+        """Start a command on ``workers`` as ``record``; none of them may still run one."""
+        if any(r is not None and r.start < workers.stop and workers.start < r.stop for r in self._in_flight):
+            raise RuntimeError("a worker group is still stepping: receive it first")
+        self._in_flight[record] = workers
+        buf = self._bufs[workers.start] ^ 1
+        self._bufs[workers.start : workers.stop] = [buf] * len(workers)
+        self._tickets += 1
+        self._commands.start(2 * self._tickets + record, cmd, buf, workers)
+
+    def _wait(self, record: int) -> int:
+        """Wait until every worker of ``record``'s command has finished; returns their frame buffer."""
+        workers, c = self._in_flight[record], self._commands
+        if workers is None:
+            raise RuntimeError("nothing was sent to this worker group")
+        lost = False
+        while not c.done[record].acquire(timeout=IDLE_POLL_S):
+            lost = not all(self._procs[w].is_alive() for w in workers)
+            if lost:
+                break
+        self._in_flight[record] = None
+        if lost or c.any_failed[0]:
+            for w in workers:
+                if c.failed[w] or not self._procs[w].is_alive():
+                    self._answer(self._conns[w])
+                    raise VecEnvError("an env worker exited unexpectedly")
+        return self._bufs[workers.start]
 
     def reset(self) -> Obs:
         """Reset every env; observations stacked as (N, H, W, C)."""
-        buf = self._bufs[0] ^ 1
-        self._bufs = [buf ^ 1] * len(self._conns)
-        workers = range(len(self._conns))
-        self._send(_RESET, workers)
-        self._wait(workers)
-        return self._buffers.obs[buf]
+        self._bufs = [self._bufs[0]] * len(self._bufs)
+        self._start(_RESET, 0, range(len(self._procs)))
+        return self._buffers.obs[self._wait(0)]
 
     def step(
         self, actions: npt.NDArray[np.integer]
     ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
         """Step every env; finished envs are already reset. Returns obs, rewards, dones, finished episodes."""
-        if len(set(self._bufs)) > 1:
+        if self._bufs[0] != self._bufs[-1]:
             raise RuntimeError("the worker groups were stepped unevenly: receive each group as often first")
-        workers = range(len(self._conns))
         self._buffers.actions[:] = actions
-        self._send(_STEP, workers)
-        self._wait(workers)
-        return self._results(range(self.num_envs), self._bufs[0])
+        self._start(_STEP, 0, range(len(self._procs)))
+        return self._results(range(self.num_envs), self._wait(0))
 
     def send(self, group: int, actions: npt.NDArray[np.integer]) -> None:
         """Start stepping the envs of ``groups[group]`` with ``actions`` (one per env of the group)."""
         envs = self.groups[group]
         self._buffers.actions[envs.start : envs.stop] = actions
-        self._send(_STEP, self._group_workers[group])
+        self._start(_STEP, group, self._group_workers[group])
 
     def receive(self, group: int) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
         """Wait for the step ``send`` started on a group; returns what ``step`` does, for the group's envs (the
         episodes' slots count all envs)."""
-        workers = self._group_workers[group]
-        self._wait(workers)
-        return self._results(self.groups[group], self._bufs[workers[0]])
+        return self._results(self.groups[group], self._wait(group))
 
     def _results(
         self, envs: range, buf: int
@@ -307,9 +399,9 @@ class VecEnv:
 
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit in time)."""
-        for conn in self._conns:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send_bytes(bytes((_CLOSE, 0)))
+        self._commands.closing[0] = 1
+        for go in self._commands.go[: len(self._procs)]:
+            go.release()
         for proc in self._procs:
             proc.join(JOIN_TIMEOUT_S)
             if proc.is_alive():
