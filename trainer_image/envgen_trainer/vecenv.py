@@ -6,8 +6,8 @@ nothing is pickled. Commands travel through shared memory and semaphores with on
 the caller wakes the first worker of a command, each woken worker wakes two more (a binary tree) before it steps,
 and the last worker to finish wakes the caller (a pipe round trip per worker and step cost the caller an OS
 wake-up per worker). ``step`` steps every env; ``send`` and ``receive`` step one of two worker groups on its own
-(one group steps while the caller infers the other's actions). Envs reset automatically at the end of an episode; each finished episode is reported as an ``Episode``
-(return, length, achievements unlocked).
+(one group steps while the caller infers the other's actions). Envs reset automatically at the end of an
+episode; each finished episode is reported as an ``Episode`` (return, length, achievements unlocked).
 
 Envs that can prepare their next episode (``follow``, e.g. ``ConfigurableCrafter``) keep a spare instance of the
 same spec that generates the next world while the worker would otherwise wait for actions, so resets are off
@@ -296,6 +296,13 @@ class VecEnv:
         of the workers (one group with one worker)."""
         self._in_flight: list[range | None] = [None, None]  # per record: the workers of its running command
         self._bufs = [0] * num_workers  # each worker's current frame buffer
+        b = self._buffers
+        self._views = {  # per frame buffer and batch (all envs or a group): views of its frames, rewards, dones
+            (buf, envs): (b.obs[buf, part], b.reward[buf, part], b.done[buf, part])
+            for buf in (0, 1)
+            for envs in [range(self.num_envs), *self.groups]
+            for part in [slice(envs.start, envs.stop)]
+        }
         self._tickets = 0
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
@@ -382,9 +389,9 @@ class VecEnv:
     def _results(
         self, envs: range, buf: int
     ) -> tuple[Obs, npt.NDArray[np.float32], npt.NDArray[np.bool_], list[Episode]]:
-        b, lo, hi = self._buffers, envs.start, envs.stop
-        dones = b.done[buf, lo:hi].copy()
-        finished = (lo + np.flatnonzero(dones)).tolist() if dones.any() else []
+        b, lo = self._buffers, envs.start
+        frames, rewards, dones = self._views[buf, envs]
+        dones = dones.copy()
         episodes = [
             Episode(
                 i,
@@ -393,9 +400,9 @@ class VecEnv:
                 int(b.ep_len[buf, i]),
                 tuple(sorted(self._skills[k] for k in np.flatnonzero(b.ep_skills[buf, i]))),
             )
-            for i in finished
+            for i in ((lo + np.flatnonzero(dones)).tolist() if 1 in dones.tobytes() else [])  # (the cheapest "any")
         ]
-        return b.obs[buf, lo:hi], b.reward[buf, lo:hi].copy(), dones, episodes
+        return frames, rewards.copy(), dones, episodes
 
     def close(self) -> None:
         """Stop the workers (terminating any that do not exit in time)."""
