@@ -171,3 +171,32 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_many_workers_woken_as_a_tree_step_as_in_process() -> None:
+    """Seven workers (the wake-up tree three deep; groups of four and three) step every env as in process, in
+    lockstep and as two groups, and a reset reaches every worker."""
+    specs = [
+        EnvSpec("crafter", 31 + i, "e", CrafterEnvConfig.model_validate({"world_settings": {"length": 16}}))
+        for i in range(7)
+    ]
+    envs = [make_env(s) for s in specs]
+    rng = np.random.default_rng(2)
+    with VecEnv(specs, num_workers=7) as vec:
+        assert vec.groups == [range(0, 4), range(4, 7)]
+        for _ in range(2):
+            assert np.array_equal(vec.reset(), np.stack([e.reset() for e in envs]))
+            for step in range(20):
+                actions = rng.integers(17, size=len(envs))
+                if step % 2:
+                    vec.send(1, actions[4:])
+                    vec.send(0, actions[:4])
+                    results = [vec.receive(0), vec.receive(1)]
+                else:
+                    results = [vec.step(actions)]
+                frames = np.concatenate([r[0] for r in results])
+                dones = np.concatenate([r[2] for r in results])
+                for i, env in enumerate(envs):
+                    frame, _, done, _ = env.step(int(actions[i]))
+                    assert done == dones[i]
+                    assert np.array_equal(frames[i], env.reset() if done else frame), (step, i)
