@@ -16,6 +16,8 @@ import pytest
 from envgen.envconfig import CrafterEnvConfig, HeistEnvConfig
 from envgen_trainer.vecenv import EnvSpec, Episode, VecEnv, VecEnvError, make_env
 
+pytestmark = pytest.mark.timeout(600)  # a worker that is never woken would hang the caller, not fail it
+
 
 def test_mixed_configs_autoreset_and_shutdown() -> None:
     short = CrafterEnvConfig.model_validate({"world_settings": {"length": 16}})
