@@ -220,6 +220,7 @@ class _Commands:
             self.done[record].release()
 
     def fail(self, worker: int) -> None:
+        """Mark ``worker`` failed (its message follows on its pipe)."""
         self.failed[worker] = self.any_failed[0] = 1
 
 
